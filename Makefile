@@ -1,0 +1,57 @@
+# igdb-pipeline: `make run DATE=YYYY-MM-DD` and `make test` are all a newcomer needs.
+# Every target that needs Python installs the virtualenv first (make setup), once.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lock run ingest sandbox test test-fast lint typecheck bench bench-ingest clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): setup.py constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (EMR 7)"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install everything pinned (constraints.txt)
+
+lock: ## re-pin constraints.txt from a fresh resolve of setup.py
+	rm -rf /tmp/igdb-lock-venv && $(PYTHON) -m venv /tmp/igdb-lock-venv
+	/tmp/igdb-lock-venv/bin/pip install --quiet -e ".[dev]"
+	/tmp/igdb-lock-venv/bin/pip freeze --exclude-editable | grep -v '^igdb-pipeline' > constraints.txt.new
+	(head -2 constraints.txt; cat constraints.txt.new) > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
+	rm -f constraints.txt.new
+
+ingest: $(STAMP) ## land the raw lake for DATE (sandbox unless IGDB credentials are set)
+	$(BIN)/igdb-pipeline ingest --date $(DATE)
+
+run: $(STAMP) ## the whole pipeline for DATE on embedded defaults (or your settings)
+	$(BIN)/igdb-pipeline run --date $(DATE)
+
+sandbox: $(STAMP) ## serve the IGDB sandbox on 127.0.0.1:8788
+	$(BIN)/igdb-pipeline sandbox
+
+test: $(STAMP) ## the whole test suite (real Spark, PostgreSQL, HTTP, moto S3)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check pipeline ingestion jobs tests bench
+
+typecheck: $(STAMP) ## mypy
+	$(BIN)/mypy pipeline ingestion jobs
+
+bench-ingest: $(STAMP) ## ingestion throughput vs the API rate ceiling (100k games)
+	$(BIN)/python -m bench.bench_ingest
+
+bench: bench-ingest ## every benchmark
+
+clean: ## remove the local lake, data dir and caches (not .venv)
+	rm -rf lake .data reports .pytest_cache .ruff_cache .mypy_cache bench/out

@@ -1,0 +1,57 @@
+"""What we pull from IGDB: one declaration per entity (endpoint, fields, how it is landed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class LandingMode(str, Enum):
+    FULL = "full"  # every record of an incremental entity (first run, periodic refresh, --full-refresh)
+    INCREMENTAL = "incremental"  # records updated since the watermark minus the safety margin
+    SNAPSHOT = "snapshot"  # every record, every run (reference entities, the daily popularity series)
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    fields: tuple[str, ...]
+    incremental: bool = False  # pulled by updated_at from a stored watermark
+    large: bool = False  # walked as several id ranges at once
+
+    @property
+    def endpoint(self) -> str:
+        return self.name
+
+
+_NAMED = ("id", "name", "slug", "updated_at")
+
+ENTITIES: dict[str, EntitySpec] = {
+    spec.name: spec
+    for spec in (
+        EntitySpec("platforms", ("id", "name", "slug", "abbreviation", "generation", "platform_family", "updated_at")),
+        EntitySpec("genres", _NAMED),
+        EntitySpec("themes", _NAMED),
+        EntitySpec("game_modes", _NAMED),
+        EntitySpec("player_perspectives", _NAMED),
+        EntitySpec("popularity_types", ("id", "name", "external_popularity_source", "updated_at")),
+        EntitySpec(
+            "games",
+            (
+                "id", "name", "slug", "summary", "storyline", "first_release_date", "rating", "rating_count",
+                "aggregated_rating", "aggregated_rating_count", "total_rating", "total_rating_count",
+                "game_type", "game_status", "parent_game", "version_parent", "genres", "themes", "keywords",
+                "platforms", "game_modes", "multiplayer_modes", "player_perspectives", "involved_companies",
+                "cover", "screenshots", "external_games", "release_dates", "websites", "updated_at",
+            ),
+            incremental=True,
+            large=True,
+        ),
+        EntitySpec(
+            "popularity_primitives",
+            ("id", "game_id", "popularity_type", "external_popularity_source", "value", "calculated_at",
+             "updated_at"),
+            large=True,
+        ),
+    )
+}

@@ -1,0 +1,39 @@
+"""Raw partitions and their manifests: what `raw/<entity>/dt=D/` holds and how it is described."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from ingestion.paginator import PartFile
+from ingestion.watermarks import Window
+from pipeline.lake import MANIFEST, Lake
+
+
+def partition_path(entity: str, day: dt.date) -> str:
+    return f"raw/{entity}/dt={day.isoformat()}"
+
+
+def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | None:
+    text = lake.read_text(f"{partition_path(entity, day)}/{MANIFEST}")
+    return None if text is None else json.loads(text)
+
+
+def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],
+                   api_calls: dict[str, int], run_id: str, reached: int | None) -> dict[str, Any]:
+    """Describe a partition: the files with counts and checksums, the window, and the run."""
+    manifest = {
+        "entity": entity,
+        "dt": day.isoformat(),
+        "mode": window.mode.value,
+        "records": sum(f.records for f in files),
+        "files": [{"name": f.name, "records": f.records, "bytes": f.bytes, "sha256": f.sha256} for f in files],
+        "window": {"field": "updated_at", "since": window.since, "reached": reached},
+        "api_calls": dict(sorted(api_calls.items())),
+        "run_id": run_id,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest

@@ -1,0 +1,327 @@
+"""Keyset pagination over id ranges, walked concurrently, streamed to disk.
+
+Why keyset and not offset: `where id > last; sort id asc; limit 500` returns every id once even
+when records change or appear while we page, whereas offset pages shift under updates (rows are
+skipped or returned twice).
+
+Why several ranges: one walker waits a full round trip per page, so it cannot use the 4 req/s
+the API allows; K walkers on disjoint id ranges can. The id space (0, max_id] is cut into K
+equal ranges; each range lands in its own part file, so the files are the same whatever the
+timing. When a walker runs out of work, it splits the largest unfinished range in two, so the
+tail of the run keeps the rate ceiling busy. Records are written as each page arrives: memory
+holds a handful of pages, whatever the entity size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ingestion.client import IGDBClient, RetriesExhausted
+from pipeline.errors import IngestError
+from pipeline.logs import bind_context, current_context, event
+
+log = logging.getLogger(__name__)
+
+
+def page_query(fields: tuple[str, ...], where: str | None, after_id: int, upto_id: int | None,
+               limit: int) -> str:
+    """The Apicalypse body of one keyset page."""
+    conditions = [f"id > {after_id}"]
+    if upto_id is not None:
+        conditions.append(f"id <= {upto_id}")
+    if where:
+        conditions.append(f"({where})")
+    return f"fields {','.join(fields)}; where {' & '.join(conditions)}; sort id asc; limit {limit};"
+
+
+def max_id_query(where: str | None) -> str:
+    clause = f" where {where};" if where else ""
+    return f"fields id;{clause} sort id desc; limit 1;"
+
+
+@dataclass
+class _Range:
+    """Ids in (lo, hi]; hi None means unbounded. `cursor` is the last id landed."""
+
+    part: int
+    lo: int
+    hi: int | None
+    cursor: int
+    path: Path
+    records: int = 0
+    pages: int = 0
+    done: bool = False
+    max_updated_at: int | None = None
+    sha: Any = field(default_factory=hashlib.sha256)
+    bytes: int = 0
+    handle: IO[bytes] | None = None
+
+    def write(self, lines: list[bytes]) -> None:
+        if self.handle is None:
+            self.handle = open(self.path, "ab")
+        for line in lines:
+            self.handle.write(line)
+            self.sha.update(line)
+            self.bytes += len(line)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+@dataclass(frozen=True)
+class PartFile:
+    name: str
+    path: Path
+    records: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class FetchResult:
+    files: list[PartFile]
+    records: int
+    pages: int
+    max_updated_at: int | None
+    seconds: float
+
+
+class KeysetFetcher:
+    """Fetch every record of one endpoint matching `where` into part files under `scratch`."""
+
+    def __init__(self, client: IGDBClient, endpoint: str, fields: tuple[str, ...], where: str | None, *,
+                 scratch: Path, page_size: int = 500, ranges: int = 1, retry_rounds: int = 3,
+                 round_pause: float = 2.0, progress_seconds: float = 5.0,
+                 on_page: Callable[[], None] | None = None) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.fields = fields if "id" in fields else ("id", *fields)
+        self.where = where
+        self.scratch = scratch
+        self.page_size = page_size
+        self.ranges = ranges
+        self.retry_rounds = retry_rounds
+        self.round_pause = round_pause
+        self.progress_seconds = progress_seconds
+        self.on_page = on_page
+        self._lock = threading.Lock()
+        self._all: list[_Range] = []
+        self._queue: list[_Range] = []
+        self._active: set[int] = set()  # id() of ranges being walked
+        self._parked: list[tuple[_Range, str]] = []
+        self._fatal: BaseException | None = None
+        self._records = 0
+        self._pages = 0
+        self._last_progress = time.monotonic()
+        self._started = time.monotonic()
+        self._max_id = 0
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def _plan(self) -> None:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        if self.ranges <= 1:
+            self._add_range(0, 0, None)
+            return
+        top = self.client.query(self.endpoint, max_id_query(self.where))
+        if not top:
+            return
+        self._max_id = int(top[0]["id"])
+        bounds = [self._max_id * i // self.ranges for i in range(self.ranges + 1)]
+        for part in range(self.ranges):
+            lo, hi = bounds[part], bounds[part + 1]
+            if hi > lo or part == self.ranges - 1:
+                # the last range stays open: ids created while we page are landed too
+                self._add_range(part, lo, None if part == self.ranges - 1 else hi)
+
+    def _add_range(self, part: int, lo: int, hi: int | None) -> _Range:
+        rng = _Range(part, lo, hi, lo, self.scratch / f"range-{part:05d}-{lo:012d}.jsonl")
+        self._all.append(rng)
+        self._queue.append(rng)
+        return rng
+
+    # --- walking --------------------------------------------------------------------------------
+
+    def _take(self) -> _Range | None:
+        """Next range to walk: queued work first, else split the largest unfinished range."""
+        with self._lock:
+            if self._fatal is not None:
+                return None
+            if self._queue:
+                rng = self._queue.pop(0)
+                self._active.add(id(rng))
+                return rng
+            return self._split_largest()
+
+    def _split_largest(self) -> _Range | None:
+        best, best_left = None, 0.0
+        for rng in self._all:
+            if id(rng) not in self._active or rng.done or rng.pages == 0:
+                continue
+            top = rng.hi if rng.hi is not None else max(self._max_id, rng.cursor)
+            walked = rng.cursor - rng.lo
+            density = rng.records / walked if walked > 0 else 0.0
+            left = density * (top - rng.cursor)
+            if left > best_left:
+                best, best_left = rng, left
+        if best is None or best_left < 2 * self.page_size:
+            return None
+        top = best.hi if best.hi is not None else max(self._max_id, best.cursor)
+        middle = best.cursor + (top - best.cursor) // 2
+        upper = _Range(best.part, middle, best.hi, middle, self.scratch / f"range-{best.part:05d}-{middle:012d}.jsonl")
+        best.hi = middle
+        self._all.append(upper)
+        self._active.add(id(upper))
+        return upper
+
+    def _walk(self, rng: _Range) -> None:
+        while not rng.done:
+            with self._lock:
+                if self._fatal is not None:
+                    return
+                upto = rng.hi
+            records = self.client.query(self.endpoint, page_query(self.fields, self.where, rng.cursor, upto,
+                                                                  self.page_size))
+            if not isinstance(records, list):
+                raise IngestError(f"{self.endpoint}: expected a JSON array, got {type(records).__name__}")
+            self._land_page(rng, records)
+
+    def _land_page(self, rng: _Range, records: list[dict[str, Any]]) -> None:
+        ids = []
+        for record in records:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                raise IngestError(f"{self.endpoint}: a record without an integer id after id {rng.cursor}")
+            ids.append(record["id"])
+        if any(b <= a for a, b in zip(ids, ids[1:], strict=False)) or (ids and ids[0] <= rng.cursor):
+            raise IngestError(f"{self.endpoint}: page after id {rng.cursor} is not in ascending id order")
+        with self._lock:
+            upto = rng.hi  # may have shrunk by a split while the request was in flight
+        keep = len(ids) if upto is None else sum(1 for i in ids if i <= upto)
+        kept = records[:keep]
+        rng.write([(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+                   for r in kept])
+        stamps = [r["updated_at"] for r in kept if isinstance(r.get("updated_at"), int)]
+        with self._lock:
+            if stamps:
+                rng.max_updated_at = max(stamps + ([rng.max_updated_at] if rng.max_updated_at else []))
+            rng.records += keep
+            rng.pages += 1
+            self._records += keep
+            self._pages += 1
+            if kept:
+                rng.cursor = ids[keep - 1]
+            if keep < len(records) or len(records) < self.page_size:
+                rng.done = True
+        if self.on_page is not None:
+            self.on_page()
+        self._maybe_report()
+
+    def _maybe_report(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_progress < self.progress_seconds:
+                return
+            self._last_progress = now
+            elapsed = now - self._started
+            covered = sum(min(r.cursor, r.hi or r.cursor) - r.lo for r in self._all)
+            share = covered / self._max_id if self._max_id else 0.0
+            eta = elapsed * (1 - share) / share if share > 0.01 else None
+            records, pages = self._records, self._pages
+        event(log, f"{self.endpoint}: {records} records so far", records=records, pages=pages,
+              rate_per_s=round(records / elapsed, 1) if elapsed else None,
+              done_pct=round(100 * share, 1) if self._max_id else None,
+              eta_s=round(eta) if eta is not None else None)
+
+    def _worker(self, context: dict[str, Any]) -> None:
+        bind_context(context)
+        while True:
+            rng = self._take()
+            if rng is None:
+                return
+            try:
+                self._walk(rng)
+            except RetriesExhausted as exc:
+                with self._lock:
+                    self._parked.append((rng, str(exc)))
+                event(log, f"{self.endpoint}: parked ids after {rng.cursor} for a later round", logging.WARNING,
+                      error=str(exc))
+            except BaseException as exc:  # noqa: BLE001 - any other failure stops every walker
+                with self._lock:
+                    self._fatal = self._fatal or exc
+                return
+            finally:
+                rng.close()
+                with self._lock:
+                    self._active.discard(id(rng))
+
+    def _run_round(self, walkers: int) -> None:
+        context = current_context()
+        threads = [threading.Thread(target=self._worker, args=(context,), name=f"{self.endpoint}-walker-{i}",
+                                    daemon=True) for i in range(walkers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def fetch(self) -> FetchResult:
+        self._started = time.monotonic()
+        self._plan()
+        self._run_round(max(1, min(self.ranges, len(self._queue))))
+        for round_no in range(1, self.retry_rounds + 1):
+            if not self._parked:
+                break
+            event(log, f"{self.endpoint}: retry round {round_no} for {len(self._parked)} parked range(s)",
+                  logging.WARNING)
+            time.sleep(self.round_pause * round_no)
+            with self._lock:
+                self._queue = [rng for rng, _ in self._parked]
+                self._parked = []
+            self._run_round(len(self._queue))
+        if self._parked:
+            missing = "; ".join(
+                f"ids in ({rng.cursor}, {'max' if rng.hi is None else rng.hi}]: {error}" for rng, error in self._parked
+            )
+            raise IngestError(f"{self.endpoint}: pages still missing after {self.retry_rounds} retry rounds: {missing}")
+        return self._assemble()
+
+    def _assemble(self) -> FetchResult:
+        """Concatenate each part's range files (ascending ids) into its part file."""
+        by_part: dict[int, list[_Range]] = {}
+        for rng in self._all:
+            if rng.records:
+                by_part.setdefault(rng.part, []).append(rng)
+        files = []
+        for index, part in enumerate(sorted(by_part)):
+            pieces = sorted(by_part[part], key=lambda r: r.lo)
+            name = f"part-{index:05d}.jsonl"
+            target = self.scratch / name
+            if len(pieces) == 1:
+                pieces[0].path.rename(target)
+                digest, size = pieces[0].sha.hexdigest(), pieces[0].bytes
+            else:
+                sha, size = hashlib.sha256(), 0
+                with open(target, "wb") as out:
+                    for piece in pieces:
+                        with open(piece.path, "rb") as src:
+                            while chunk := src.read(1 << 20):
+                                out.write(chunk)
+                                sha.update(chunk)
+                                size += len(chunk)
+                        piece.path.unlink()
+                digest = sha.hexdigest()
+            files.append(PartFile(name, target, sum(p.records for p in pieces), size, digest))
+        stamps = [r.max_updated_at for r in self._all if r.max_updated_at is not None]
+        return FetchResult(files, self._records, self._pages, max(stamps) if stamps else None,
+                           time.monotonic() - self._started)

@@ -1,0 +1,175 @@
+"""The sandbox's data: records per entity, sorted by id, queried with Apicalypse.
+
+Keyset pages (`where id > a & id <= b ...; sort id asc; limit 500`) are answered from an id index
+(bisect, then scan until the page is full), so a 100k-game sandbox stays cheap per request.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ingestion.sandbox.apicalypse import And, Comparison, Expr, Query, apply_query, compile_expr, project
+from ingestion.sandbox.faults import FaultDice
+from ingestion.sandbox.generator import GeneratorSpec, generate_dataset
+
+ENTITY_NAMES = (
+    "games",
+    "platforms",
+    "genres",
+    "themes",
+    "game_modes",
+    "player_perspectives",
+    "popularity_types",
+    "popularity_primitives",
+)
+
+
+def _conjuncts(expr: Expr | None) -> Iterable[Expr]:
+    if isinstance(expr, And):
+        for operand in expr.operands:
+            yield from _conjuncts(operand)
+    elif expr is not None:
+        yield expr
+
+
+def id_bounds(expr: Expr | None) -> tuple[int | None, int | None]:
+    """Inclusive id bounds implied by the top-level `&` chain of a where clause."""
+    low: int | None = None
+    high: int | None = None
+    for part in _conjuncts(expr):
+        if not (isinstance(part, Comparison) and part.field == "id"):
+            continue
+        value = part.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        lo = {">": math.floor(value) + 1, ">=": math.ceil(value), "=": value}.get(part.op)
+        hi = {"<": math.ceil(value) - 1, "<=": math.floor(value), "=": value}.get(part.op)
+        if lo is not None:
+            low = int(lo) if low is None else max(low, int(lo))
+        if hi is not None:
+            high = int(hi) if high is None else min(high, int(hi))
+    return low, high
+
+
+class Store:
+    def __init__(self, datasets: dict[str, list[dict[str, Any]]]) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, list[dict[str, Any]]] = {}
+        self._ids: dict[str, list[int]] = {}
+        for entity in ENTITY_NAMES:
+            records = sorted(datasets.get(entity, []), key=lambda r: r["id"])
+            self._records[entity] = records
+            self._ids[entity] = [r["id"] for r in records]
+
+    @classmethod
+    def generated(cls, spec: GeneratorSpec) -> Store:
+        return cls(generate_dataset(spec))
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> Store:
+        """Serve `<folder>/<entity>.jsonl` as is; every line must be an object with an integer id."""
+        datasets: dict[str, list[dict[str, Any]]] = {}
+        for entity in ENTITY_NAMES:
+            path = Path(folder) / f"{entity}.jsonl"
+            if not path.is_file():
+                continue
+            rows = []
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        raise ValueError(f"{path}:{number}: not valid JSON") from None
+                    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                        raise ValueError(f"{path}:{number}: a record needs an integer id to be served")
+                    rows.append(record)
+            datasets[entity] = rows
+        return cls(datasets)
+
+    def has(self, entity: str) -> bool:
+        return entity in self._records
+
+    def size(self, entity: str) -> int:
+        return len(self._ids.get(entity, []))
+
+    def ids(self, entity: str) -> list[int]:
+        return list(self._ids.get(entity, []))
+
+    def records(self, entity: str) -> list[dict[str, Any]]:
+        return list(self._records.get(entity, []))
+
+    def _window(self, entity: str, query: Query) -> list[dict[str, Any]]:
+        records, ids = self._records[entity], self._ids[entity]
+        low, high = id_bounds(query.where)
+        start = 0 if low is None else bisect.bisect_left(ids, low)
+        end = len(ids) if high is None else bisect.bisect_right(ids, high)
+        return records[start:end]
+
+    def query(self, entity: str, query: Query) -> list[dict[str, Any]]:
+        candidates = self._window(entity, query)
+        if query.sort not in (None, ("id", True), ("id", False)):
+            return apply_query(candidates, query)
+        if query.sort == ("id", False):
+            candidates.reverse()
+        keep = compile_expr(query.where) if query.where is not None else None
+        wanted = query.offset + query.limit
+        page: list[dict[str, Any]] = []
+        for record in candidates:
+            if keep is None or keep(record):
+                page.append(record)
+                if len(page) >= wanted:
+                    break
+        return [project(r, query.fields) for r in page[query.offset:]]
+
+    def count(self, entity: str, query: Query) -> int:
+        candidates = self._window(entity, query)
+        if query.where is None:
+            return len(candidates)
+        keep = compile_expr(query.where)
+        return sum(1 for r in candidates if keep(r))
+
+    def touch(self, entity: str, count: int, dice: FaultDice, ids: list[int] | None = None) -> list[int]:
+        """Update records in place (new updated_at), as IGDB editors do while a client pages."""
+        with self._lock:
+            records = self._records[entity]
+            if not records:
+                return []
+            positions = (
+                [bisect.bisect_left(self._ids[entity], i) for i in ids] if ids
+                else [dice.choice(range(len(records))) for _ in range(count)]
+            )
+            now = int(time.time())
+            changed = []
+            for pos in positions:
+                if pos < len(records):
+                    record = dict(records[pos])
+                    record["updated_at"] = max(now, int(record.get("updated_at", 0)) + 1)
+                    if isinstance(record.get("rating_count"), int):
+                        record["rating_count"] += 1
+                    records[pos] = record  # one reference swap: readers see the old or new record
+                    changed.append(record["id"])
+            return changed
+
+    def create(self, entity: str, dice: FaultDice) -> int | None:
+        """A new record appears above the current max id (a game added while a client pages)."""
+        with self._lock:
+            records = self._records[entity]
+            if not records:
+                return None
+            record = dict(dice.choice(records))
+            record["id"] = self._ids[entity][-1] + 1
+            if "slug" in record:
+                record["slug"] = f"{record['slug']}-{record['id']}"
+            record["updated_at"] = int(time.time())
+            records.append(record)  # records first: a reader bisecting ids never overruns them
+            self._ids[entity].append(record["id"])
+            return int(record["id"])

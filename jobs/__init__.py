@@ -1,0 +1,1 @@
+"""Spark jobs (issue #5 onwards): staging tables, bridges and marts."""

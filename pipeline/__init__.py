@@ -1,0 +1,1 @@
+"""Plumbing shared by every step: configuration, logging, lake storage and the CLI."""

@@ -1,0 +1,158 @@
+"""`igdb-pipeline`: the public interface. One subcommand per step, plus run/backfill/status/sandbox.
+
+Exit codes (pipeline.errors.ExitCode): 0 ok, 1 a step failed, 2 bad usage or configuration,
+3 validation failed, 4 another run holds the lock, 5 not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline.config import Settings, load_settings, parse_overrides
+from pipeline.errors import ConfigError, ExitCode, NotImplementedStep, PipelineError
+from pipeline.logs import configure_logging, event, log_context, new_run_id, register_secrets
+
+log = logging.getLogger("igdb_pipeline")
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("configuration (flag > environment > conf file > default)")
+    group.add_argument("--env", help="configuration environment: reads conf/<ENV>.yaml (env PIPELINE_ENV; "
+                                     "default local)")
+    group.add_argument("--conf", metavar="FILE", help="read this YAML file instead of conf/<ENV>.yaml")
+    group.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                       help="override any setting, e.g. --set igdb.page_size=200 (repeatable)")
+    group.add_argument("--lake", metavar="URI", help="lake root: folder or s3://bucket/prefix (env LAKE_URI)")
+    group.add_argument("--log-format", choices=("text", "json"), help="log format (env LOG_FORMAT)")
+    return common
+
+
+def _date_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", required=True, type=parse_date, metavar="YYYY-MM-DD",
+                        help="the date (partition dt=) to work on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="igdb-pipeline",
+        description="IGDB to PostgreSQL: ingest raw JSONL, transform with Spark, validate, load. "
+                    "With no settings it runs on the built-in IGDB sandbox, ./lake and an embedded PostgreSQL.",
+        epilog="Exit codes: 0 ok, 1 step failed, 2 bad usage/config, 3 validation failed, 4 busy, "
+               "5 not built yet.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser("ingest", parents=[common], help="land IGDB entities of a date in the raw lake",
+                            description="Pull IGDB (or the sandbox) and publish raw/<entity>/dt=D atomically, "
+                                        "with a manifest; games incrementally from the stored watermark.")
+    _date_arg(ingest)
+    ingest.add_argument("--entities", metavar="A,B", help="only these entities (default: all configured)")
+    ingest.add_argument("--full-refresh", action="store_true", help="fetch every game, not only updated ones")
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    for name, text, issue in (
+        ("transform", "run the Spark jobs for a date: staging tables, bridges and marts", 5),
+        ("validate", "validate staging tables and marts of a date with Great Expectations", 6),
+        ("load", "upsert the validated marts of a date into PostgreSQL", 7),
+    ):
+        step = sub.add_parser(name, parents=[common], help=text, description=text)
+        _date_arg(step)
+        step.set_defaults(handler=_not_yet(name, issue))
+
+    run = sub.add_parser("run", parents=[common], help="ingest, transform, validate and load one date",
+                         description="Run every step for a date, resuming at the first step not done.")
+    run.add_argument("--date", type=parse_date, metavar="YYYY-MM-DD", help="the date to run")
+    run.add_argument("--catchup", action="store_true", help="run every date not fully done, up to yesterday")
+    run.add_argument("--force", action="store_true", help="redo every step")
+    run.set_defaults(handler=_not_yet("run", 8))
+
+    backfill = sub.add_parser("backfill", parents=[common], help="run a range of dates in order")
+    backfill.add_argument("--from", dest="date_from", required=True, type=parse_date, metavar="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="date_to", required=True, type=parse_date, metavar="YYYY-MM-DD")
+    backfill.set_defaults(handler=_not_yet("backfill", 8))
+
+    status = sub.add_parser("status", parents=[common], help="date x step table of what is done")
+    status.add_argument("--from", dest="date_from", type=parse_date, metavar="YYYY-MM-DD")
+    status.add_argument("--to", dest="date_to", type=parse_date, metavar="YYYY-MM-DD")
+    status.set_defaults(handler=_not_yet("status", 8))
+
+    from ingestion.sandbox.cli import add_sandbox_parser
+
+    add_sandbox_parser(sub, common)
+    return parser
+
+
+def _not_yet(name: str, issue: int) -> Callable[[argparse.Namespace, Settings], int]:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        raise NotImplementedStep(f"'{name}' is part of the interface but not built yet (issue #{issue})")
+
+    return handler
+
+
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.ingest import ingest
+
+    entities = None
+    if args.entities:
+        from pipeline.config import ALL_ENTITIES, name_list
+
+        entities = name_list(args.entities)
+        unknown = sorted(set(entities) - set(ALL_ENTITIES))
+        if unknown:
+            raise ConfigError(f"--entities names unknown entities {', '.join(unknown)}; "
+                              f"known: {', '.join(ALL_ENTITIES)}")
+    run_id = new_run_id()
+    with log_context(run_id=run_id, dt=args.date.isoformat()):
+        reports = ingest(settings, args.date, run_id, entities, args.full_refresh)
+    print(f"ingested dt={args.date} into {settings.lake_uri} (run {run_id})")
+    for r in reports:
+        print(f"  {r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files "
+              f"{r.requests:>5} requests {r.seconds:>8.1f}s")
+    return ExitCode.OK
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    flags: dict[str, Any] = parse_overrides(getattr(args, "overrides", None))
+    if getattr(args, "lake", None):
+        flags["lake.uri"] = args.lake
+    if getattr(args, "log_format", None):
+        flags["log.format"] = args.log_format
+    return load_settings(flags, env_name=getattr(args, "env", None), conf_path=getattr(args, "conf", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = settings_from_args(args)
+        register_secrets(settings.secrets())
+        configure_logging(settings.log_format, settings.log_level)
+        return int(args.handler(args, settings))
+    except PipelineError as exc:
+        event(log, f"{args.command} failed: {exc}", logging.ERROR, exit_code=int(exc.exit_code))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        event(log, f"{args.command} interrupted", logging.ERROR)
+        return 130
+    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 1
+        log.exception(f"{args.command} failed with an unexpected error")
+        return int(ExitCode.FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Settings: one declaration per setting drives parsing, precedence, validation and the README table.
+
+Precedence (highest first): command-line flag (`--set key=value` or a dedicated flag) >
+environment variable > `conf/<env>.yaml` (or the file named by `--conf` / `PIPELINE_CONF`) >
+built-in default. Errors name the setting and where it came from; secret values are never shown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- value parsers: each takes the raw value (str from env/flags, anything from YAML) ----------
+
+
+def _number(raw: Any, kind: type) -> Any:
+    if isinstance(raw, bool):
+        raise ValueError("must be a number")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be {'an integer' if kind is int else 'a number'}") from None
+
+
+def positive_int(raw: Any) -> int:
+    value = _number(raw, int)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return int(value)
+
+
+def non_negative_int(raw: Any) -> int:
+    value = _number(raw, int)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return int(value)
+
+
+def positive_float(raw: Any) -> float:
+    value = _number(raw, float)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return float(value)
+
+
+def non_negative_float(raw: Any) -> float:
+    value = _number(raw, float)
+    if value < 0:
+        raise ValueError("must be zero or a positive number")
+    return float(value)
+
+
+def ratio(raw: Any) -> float:
+    value = _number(raw, float)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return float(value)
+
+
+def page_size(raw: Any) -> int:
+    value = positive_int(raw)
+    if value > 500:
+        raise ValueError("must be at most 500 (the IGDB limit)")
+    return value
+
+
+def http_url(raw: Any) -> str:
+    text = str(raw).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return text.rstrip("/")
+
+
+def optional_str(raw: Any) -> str | None:
+    text = "" if raw is None else str(raw).strip()
+    return text or None
+
+
+def lake_uri(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if text.startswith("s3://"):
+        if not urlsplit(text).netloc:
+            raise ValueError("must name a bucket: s3://bucket/prefix")
+        return text.rstrip("/")
+    if "://" in text:
+        raise ValueError("must be a local folder or s3://bucket/prefix")
+    return text
+
+
+def database_url(raw: Any) -> str | None:
+    text = optional_str(raw)
+    if text is not None and urlsplit(text).scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// URL")
+    return text
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        text = str(raw).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def name_list(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    names = tuple(str(item).strip() for item in items if str(item).strip())
+    if not names:
+        raise ValueError("must list at least one name")
+    return names
+
+
+def millis_range(raw: Any) -> tuple[int, int]:
+    """`"200-600"` or `"250"` (milliseconds): the sandbox's simulated latency."""
+    text = str(raw).strip()
+    low, _, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise ValueError("must be milliseconds like 200-600 or 250") from None
+    if lo < 0 or hi < lo:
+        raise ValueError("must be a non-negative range low-high")
+    return lo, hi
+
+
+# --- the declaration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # dotted path in the YAML file; the attribute is the key with '.' -> '_'
+    default: Any
+    parse: Callable[[Any], Any]
+    env: str | None
+    help: str
+    secret: bool = False
+
+    @property
+    def attr(self) -> str:
+        return self.key.replace(".", "_")
+
+
+ALL_ENTITIES = (
+    "games",
+    "platforms",
+    "genres",
+    "themes",
+    "game_modes",
+    "player_perspectives",
+    "popularity_types",
+    "popularity_primitives",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("igdb.client_id", None, optional_str, "IGDB_CLIENT_ID",
+            "Twitch client id. Unset (with the secret): the built-in IGDB sandbox is used."),
+    Setting("igdb.client_secret", None, optional_str, "IGDB_CLIENT_SECRET",
+            "Twitch client secret. Never logged.", secret=True),
+    Setting("igdb.api_url", "https://api.igdb.com/v4", http_url, "IGDB_API_URL",
+            "IGDB API base URL (point it at a sandbox or a proxy)."),
+    Setting("igdb.token_url", "https://id.twitch.tv/oauth2/token", http_url, "TWITCH_TOKEN_URL",
+            "Twitch OAuth2 token endpoint."),
+    Setting("igdb.rate_limit_per_second", 4.0, positive_float, "IGDB_RATE_LIMIT",
+            "Requests per second for the whole process (IGDB allows 4)."),
+    Setting("igdb.max_in_flight", 8, positive_int, "IGDB_MAX_IN_FLIGHT",
+            "Open requests at once for the whole process (IGDB allows 8)."),
+    Setting("igdb.rate_margin", 0.01, ratio, "IGDB_RATE_MARGIN",
+            "Share by which requests are spaced wider than the limit, to absorb clock jitter."),
+    Setting("igdb.page_size", 500, page_size, "IGDB_PAGE_SIZE", "Records per request (max 500)."),
+    Setting("igdb.request_timeout_seconds", 30.0, positive_float, "IGDB_REQUEST_TIMEOUT",
+            "Read timeout of one request."),
+    Setting("igdb.max_attempts", 6, positive_int, "IGDB_MAX_ATTEMPTS",
+            "Attempts per request (429, 5xx, timeouts, broken bodies) before a page is parked."),
+    Setting("igdb.retry_rounds", 3, non_negative_int, "IGDB_RETRY_ROUNDS",
+            "Later rounds in which parked pages are tried again before the run fails."),
+    Setting("igdb.backoff_base_seconds", 0.5, non_negative_float, "IGDB_BACKOFF_BASE",
+            "First retry delay; doubles per attempt, with full jitter."),
+    Setting("igdb.backoff_max_seconds", 20.0, non_negative_float, "IGDB_BACKOFF_MAX",
+            "Longest retry delay (a Retry-After header may ask for more)."),
+    Setting("ingest.entities", ALL_ENTITIES, name_list, "INGEST_ENTITIES",
+            "Entities to ingest, comma-separated."),
+    Setting("ingest.parallel_ranges", 6, positive_int, "INGEST_PARALLEL_RANGES",
+            "Id ranges of a large entity walked at once (keyset pagination in each)."),
+    Setting("ingest.safety_margin_seconds", 3600, non_negative_int, "INGEST_SAFETY_MARGIN_SECONDS",
+            "Incremental games start this far before the stored watermark."),
+    Setting("ingest.full_refresh_days", 7, positive_int, "INGEST_FULL_REFRESH_DAYS",
+            "A full refresh of games runs when the last one is this many days old."),
+    Setting("ingest.progress_seconds", 5.0, positive_float, "INGEST_PROGRESS_SECONDS",
+            "How often long fetches log their progress."),
+    Setting("lake.uri", "./lake", lake_uri, "LAKE_URI", "Lake root: a local folder or s3://bucket/prefix."),
+    Setting("data_dir", "./.data", str, "PIPELINE_DATA_DIR",
+            "Local working folder: embedded PostgreSQL, temporary files."),
+    Setting("sandbox.games", 2000, positive_int, "SANDBOX_GAMES", "Games the built-in sandbox generates."),
+    Setting("sandbox.seed", 42, non_negative_int, "SANDBOX_SEED",
+            "Seed of the sandbox generator (same seed, same data)."),
+    Setting("sandbox.latency_ms", (0, 0), millis_range, "SANDBOX_LATENCY_MS",
+            "Simulated latency of the built-in sandbox, e.g. 200-600."),
+    Setting("database.url", None, database_url, "DATABASE_URL",
+            "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True),
+    Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),
+    Setting("log.format", "text", choice("text", "json"), "LOG_FORMAT",
+            "text (readable) or json (one object per line, for EMR/CloudWatch)."),
+    Setting("log.level", "INFO", choice("debug", "info", "warning", "error"), "LOG_LEVEL", "Log level."),
+)
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration. Attribute names are the setting keys with '.' -> '_'."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            return self.values[attr]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.values["igdb_client_id"] is None and self.values["igdb_client_secret"] is None
+
+    def secrets(self) -> list[str]:
+        """Secret values to scrub from every log line, report and error."""
+        found = [str(self.values[s.attr]) for s in SETTINGS if s.secret and self.values[s.attr]]
+        db = self.values.get("database_url")
+        if db:
+            password = urlsplit(db).password
+            if password:
+                found.append(password)
+        return found
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return Settings({**self.values, **values}, self.sources)
+
+    def describe(self) -> dict[str, str]:
+        """Effective settings for `--help`-style display, secrets masked."""
+        shown = {}
+        for s in SETTINGS:
+            value = self.values[s.attr]
+            shown[s.key] = "***" if (s.secret and value) else repr(value)
+        return shown
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _conf_file(env_name: str, explicit: str | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {explicit} (--conf / PIPELINE_CONF) does not exist")
+        return path
+    for base in (Path.cwd() / "conf", PROJECT_ROOT / "conf"):
+        candidate = base / f"{env_name}.yaml"
+        if candidate.is_file():
+            return candidate
+    if env_name != "local":
+        raise ConfigError(f"environment {env_name!r} (--env / PIPELINE_ENV) has no conf/{env_name}.yaml")
+    return None
+
+
+def _read_conf(path: Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    flat = _flatten(tree)
+    unknown = sorted(set(flat) - set(SETTINGS_BY_KEY))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return flat
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """`--set key=value` pairs from the command line."""
+    overrides: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in SETTINGS_BY_KEY:
+            raise ConfigError(f"--set {key or pair!r}: expected key=value with a known key (see the README)")
+        overrides[key] = value
+    return overrides
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_name: str | None = None,
+    conf_path: str | None = None,
+) -> Settings:
+    """Resolve every setting by precedence and validate it; raise ConfigError naming the setting."""
+    environ = os.environ if environ is None else environ
+    env_name = env_name or environ.get("PIPELINE_ENV") or "local"
+    conf = _conf_file(env_name, conf_path or environ.get("PIPELINE_CONF"))
+    from_file = _read_conf(conf) if conf else {}
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        if s.key in flags:
+            raw, source = flags[s.key], f"flag for {s.key}"
+        elif s.env and environ.get(s.env, "") != "":
+            raw, source = environ[s.env], f"environment variable {s.env}"
+        elif s.key in from_file:
+            raw, source = from_file[s.key], f"{conf}"
+        else:
+            values[s.attr], sources[s.attr] = s.default, "default"
+            continue
+        try:
+            values[s.attr] = s.parse(raw)
+        except ValueError as exc:
+            shown = "" if s.secret else f" (got {str(raw)[:60]!r})"
+            raise ConfigError(f"setting {s.key} from {source} {exc}{shown}") from None
+        sources[s.attr] = source
+
+    if (values["igdb_client_id"] is None) != (values["igdb_client_secret"] is None):
+        missing = "IGDB_CLIENT_SECRET" if values["igdb_client_secret"] is None else "IGDB_CLIENT_ID"
+        raise ConfigError(
+            f"setting {missing} is missing: set both IGDB_CLIENT_ID and IGDB_CLIENT_SECRET, "
+            "or neither to use the built-in sandbox"
+        )
+    unknown_entities = sorted(set(values["ingest_entities"]) - set(ALL_ENTITIES))
+    if unknown_entities:
+        raise ConfigError(
+            f"setting ingest.entities names unknown entities {', '.join(unknown_entities)}; "
+            f"known: {', '.join(ALL_ENTITIES)}"
+        )
+    return Settings(values, sources)

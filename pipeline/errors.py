@@ -1,0 +1,44 @@
+"""Errors that map to process exit codes, so an operator (or a scheduler) can tell failures apart."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What `igdb-pipeline` exits with. Documented in the README; schedulers key alerts on it."""
+
+    OK = 0
+    FAILED = 1  # a step ran and failed (API gave up, I/O error, ...): rerun resumes
+    USAGE = 2  # bad flag, bad date, bad configuration: fix the input, rerunning will not help
+    VALIDATION = 3  # data failed the validation gate: nothing was loaded
+    BUSY = 4  # another run holds the lock for this date
+    NOT_IMPLEMENTED = 5  # the subcommand exists in the interface but is not built yet
+
+
+class PipelineError(Exception):
+    """Base class: carries the exit code the CLI should use."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class ConfigError(PipelineError):
+    """A setting is missing or malformed. The message names the setting, never a secret value."""
+
+    exit_code = ExitCode.USAGE
+
+
+class IngestError(PipelineError):
+    """Ingestion could not land a complete, consistent partition."""
+
+
+class ApiError(IngestError):
+    """The IGDB API (or its token endpoint) answered with an error we cannot retry away."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotImplementedStep(PipelineError):
+    exit_code = ExitCode.NOT_IMPLEMENTED

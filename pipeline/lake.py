@@ -1,0 +1,269 @@
+"""The lake: a local folder or an S3 prefix, behind one small interface.
+
+Paths inside the lake are relative, with '/' separators (`raw/games/dt=2026-11-20`).
+Partitions are published atomically: files are built in a local staging folder and swapped in
+as a whole, so a reader sees the old set or the new set and a crash leaves the old set intact.
+
+* Local: the staging folder sits next to the target (`_tmp/`, ignored by Spark because of the
+  leading underscore) and is swapped in with one `renameat2(RENAME_EXCHANGE)` system call on
+  Linux (two renames elsewhere, repaired on the next access if a crash falls between them).
+* S3 has no rename. Files are uploaded under `_tmp/` first (the slow part); then the old
+  `_manifest.json` is removed, the files are copied into place server-side, stale files are
+  deleted, and the new manifest is written last. Readers go through the manifest, so they see the
+  old partition, no partition (and stop with a clear error), or the new one - never a mix.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+MANIFEST = "_manifest.json"
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2_exchange() -> Any | None:
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return getattr(libc, "renameat2", None)
+
+
+_EXCHANGE = _renameat2_exchange()
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths; False where the OS cannot."""
+    if _EXCHANGE is None:
+        return False
+    rc = _EXCHANGE(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc != 0:
+        errno = ctypes.get_errno()
+        if errno in (22, 38):  # EINVAL / ENOSYS: filesystem or kernel without the flag
+            return False
+        raise OSError(errno, os.strerror(errno), str(a))
+    return True
+
+
+class Lake(ABC):
+    """What the pipeline needs from storage; nothing more."""
+
+    uri: str
+
+    def uri_of(self, rel: str) -> str:
+        """Absolute URI of a lake path, for Spark and for messages."""
+        return f"{self.uri.rstrip('/')}/{rel.lstrip('/')}"
+
+    @abstractmethod
+    def read_bytes(self, rel: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+
+    @abstractmethod
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write one small file atomically (readers see the old or the new content)."""
+
+    @abstractmethod
+    def list_files(self, rel: str) -> list[str]:
+        """Names of the files directly inside a folder/prefix (empty when missing)."""
+
+    @abstractmethod
+    def delete(self, rel: str) -> None:
+        """Remove a file or a whole folder/prefix; no error when missing."""
+
+    @abstractmethod
+    @contextmanager
+    def staged_partition(self, rel: str, run_id: str) -> Iterator[Path]:
+        """Yield an empty local folder; on normal exit its files replace `rel` atomically."""
+
+    def read_text(self, rel: str) -> str | None:
+        data = self.read_bytes(rel)
+        return None if data is None else data.decode("utf-8")
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode("utf-8"))
+
+
+class LocalLake(Lake):
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        self._repair(self.path(rel).parent)
+        try:
+            return self.path(rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def list_files(self, rel: str) -> list[str]:
+        folder = self.path(rel)
+        self._repair(folder)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+    def delete(self, rel: str) -> None:
+        target = self.path(rel)
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+    def _tmp_dir(self, final: Path) -> Path:
+        return final.parent / "_tmp"
+
+    def _repair(self, final: Path) -> None:
+        """Finish a two-rename swap that a crash interrupted (non-Linux fallback only)."""
+        backup = self._tmp_dir(final) / f"{final.name}.previous"
+        if backup.is_dir() and not final.exists():
+            os.rename(backup, final)
+
+    @contextmanager
+    def staged_partition(self, rel: str, run_id: str) -> Iterator[Path]:
+        final = self.path(rel)
+        tmp_root = self._tmp_dir(final)
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        self._repair(final)
+        for stale in tmp_root.glob(f"{final.name}.*"):  # left by a killed run of this partition
+            if stale.name != f"{final.name}.previous":
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = tmp_root / f"{final.name}.{run_id}"
+        staging.mkdir()
+        try:
+            yield staging
+            _fsync_tree(staging)
+            self._swap_in(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            if tmp_root.is_dir() and not any(tmp_root.iterdir()):
+                tmp_root.rmdir()
+
+    def _swap_in(self, staging: Path, final: Path) -> None:
+        if not final.exists():
+            os.rename(staging, final)
+        elif not exchange_paths(staging, final):
+            backup = self._tmp_dir(final) / f"{final.name}.previous"
+            os.rename(final, backup)
+            os.rename(staging, final)
+            shutil.rmtree(backup)
+        _fsync_dir(final.parent)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for file in folder.iterdir():
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3Lake(Lake):
+    """S3 through boto3; `AWS_ENDPOINT_URL` points it at moto or MinIO in tests and Docker."""
+
+    def __init__(self, uri: str, staging_root: str | Path | None = None) -> None:
+        import boto3  # imported here: local runs never need it
+
+        parts = urlsplit(uri)
+        self.uri = uri.rstrip("/")
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        self.s3 = boto3.client("s3")
+        self.staging_root = Path(staging_root) if staging_root else None
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel.lstrip('/')}" if self.prefix else rel.lstrip("/")
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=self.key(rel))["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
+
+    def _keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def list_files(self, rel: str) -> list[str]:
+        prefix = self.key(rel).rstrip("/") + "/"
+        return sorted(k[len(prefix):] for k in self._keys(prefix) if "/" not in k[len(prefix):])
+
+    def delete(self, rel: str) -> None:
+        key = self.key(rel)
+        keys = [key, *self._keys(key.rstrip("/") + "/")]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    @contextmanager
+    def staged_partition(self, rel: str, run_id: str) -> Iterator[Path]:
+        if self.staging_root is not None:
+            self.staging_root.mkdir(parents=True, exist_ok=True)
+        local = Path(tempfile.mkdtemp(prefix="partition-", dir=self.staging_root))
+        parent, _, name = rel.rstrip("/").rpartition("/")
+        staged = f"{parent}/_tmp/{name}.{run_id}"
+        try:
+            yield local
+            files = sorted(p.name for p in local.iterdir() if p.is_file())
+            data_files = [f for f in files if f != MANIFEST]
+            for name_ in data_files:  # slow part first: the live partition is untouched meanwhile
+                self.s3.upload_file(str(local / name_), self.bucket, self.key(f"{staged}/{name_}"))
+            self.delete(f"{rel}/{MANIFEST}")  # from here on, readers see "no partition"
+            for name_ in data_files:
+                self.s3.copy(
+                    {"Bucket": self.bucket, "Key": self.key(f"{staged}/{name_}")},
+                    self.bucket,
+                    self.key(f"{rel}/{name_}"),
+                )
+            for stale in set(self.list_files(rel)) - set(files):
+                self.delete(f"{rel}/{stale}")
+            if MANIFEST in files:
+                self.s3.upload_file(str(local / MANIFEST), self.bucket, self.key(f"{rel}/{MANIFEST}"))
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+            self.delete(staged)
+
+
+def open_lake(uri: str, staging_root: str | Path | None = None) -> Lake:
+    if uri.startswith("s3://"):
+        return S3Lake(uri, staging_root)
+    return LocalLake(uri)

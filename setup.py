@@ -1,0 +1,38 @@
+"""igdb-pipeline: IGDB API -> raw JSONL lake -> Spark marts -> validated -> PostgreSQL.
+
+`make setup` installs this package in editable mode with the pins of constraints.txt.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="igdb-pipeline",
+    version="0.1.0",
+    description="Daily, idempotent IGDB catalogue and popularity marts: ingestion, Spark, validation, load",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipeline", "pipeline.*", "ingestion", "ingestion.*", "jobs", "jobs.*"]),
+    install_requires=[
+        "pyspark>=3.5,<3.6",  # EMR 7 runs Spark 3.5
+        "great-expectations>=1.5,<2",
+        "pandas>=2,<3",  # great-expectations 1.x and pyspark 3.5 need pandas 2
+        "boto3>=1.34",
+        "requests>=2.31",
+        "psycopg2-binary>=2.9",
+        "pyyaml>=6",  # conf/<env>.yaml
+    ],
+    extras_require={
+        # an embedded PostgreSQL for machines without a database server (make run, tests)
+        "local": ["pgserver>=0.1.4"],
+        "dev": [
+            "pgserver>=0.1.4",
+            "pytest>=8",
+            "chispa>=0.10",
+            "moto[server]>=5",  # S3/EMR over HTTP in tests (server mode, not in-process patching)
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "duckdb>=1.0",  # benchmark baseline only
+            "psutil>=5.9",  # benchmark: peak RSS of the measured process
+        ],
+    },
+    entry_points={"console_scripts": ["igdb-pipeline=pipeline.cli:main"]},
+)
