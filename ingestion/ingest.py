@@ -93,7 +93,8 @@ def ingest_entity(client: IGDBClient, lake: Lake, spec: EntitySpec, day: dt.date
             calls = Counter(client.stats)
             calls.subtract(calls_before)
             write_manifest(staging, entity=spec.name, day=day, window=window, files=result.files,
-                           api_calls={k: v for k, v in calls.items() if v}, run_id=run_id, reached=reached)
+                           api_calls={k: v for k, v in calls.items() if v}, run_id=run_id, reached=reached,
+                           fetch_seconds=result.seconds)
         if spec.incremental:
             watermarks.advance(spec.name, day, window.mode, reached)
         report = EntityReport(spec.name, window.mode.value, result.records, len(result.files), result.pages,

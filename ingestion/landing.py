@@ -22,7 +22,8 @@ def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | Non
 
 
 def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],
-                   api_calls: dict[str, int], run_id: str, reached: int | None) -> dict[str, Any]:
+                   api_calls: dict[str, int], run_id: str, reached: int | None,
+                   fetch_seconds: float) -> dict[str, Any]:
     """Describe a partition: the files with counts and checksums, the window, and the run."""
     manifest = {
         "entity": entity,
@@ -32,6 +33,7 @@ def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, f
         "files": [{"name": f.name, "records": f.records, "bytes": f.bytes, "sha256": f.sha256} for f in files],
         "window": {"field": "updated_at", "since": window.since, "reached": reached},
         "api_calls": dict(sorted(api_calls.items())),
+        "fetch_seconds": round(fetch_seconds, 3),
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -308,10 +308,8 @@ def _kind(value: Any) -> str | None:
     """Type family for comparisons, so that 1 never equals True or "1" (1 == 1.0 does)."""
     try:
         return _KINDS[type(value)]  # fast path for JSON types
-    except KeyError:
+    except KeyError:  # subclasses such as IntEnum; bool cannot be subclassed
         pass
-    if isinstance(value, bool):
-        return "bool"
     if isinstance(value, (int, float)):
         return "number"
     return "string" if isinstance(value, str) else None
@@ -374,14 +372,20 @@ def _compile(expr: Expr) -> Predicate:
         inner = _compile(expr.operand)
         return lambda r: not inner(r)
     preds = tuple(_compile(e) for e in expr.operands)
-    want = isinstance(expr, Or)  # the operand result that decides early
+    if isinstance(expr, And):
+        def every(r: Mapping[str, Any]) -> bool:
+            for pred in preds:
+                if not pred(r):
+                    return False
+            return True
+        return every
 
-    def combined(r: Mapping[str, Any]) -> bool:
+    def some(r: Mapping[str, Any]) -> bool:
         for pred in preds:
-            if pred(r) is want:
-                return want
-        return not want
-    return combined
+            if pred(r):
+                return True
+        return False
+    return some
 
 
 _COMPILED: dict[int, tuple[Expr, Predicate]] = {}

@@ -25,7 +25,9 @@ class Faults:
     retry_after_seconds: float | None = 1.0  # Retry-After header on injected 429s (None: no header)
     drop_rate: float = 0.0  # close the connection without answering
     truncate_rate: float = 0.0  # send half of the body, then close
-    token_ttl_seconds: float = 5_000_000.0  # expires_in of issued tokens (small: expiry mid-run)
+    token_ttl_seconds: float = 5_000_000.0  # how long issued tokens really work (small: expiry mid-run)
+    announced_ttl_seconds: float | None = None  # expires_in told to the client; None: the truth.
+    # Announcing more than token_ttl_seconds is a token revoked early: the client only learns from a 401.
     mutate_rate: float = 0.0  # chance per request that records are updated (updated_at = now)
     mutate_count: int = 5  # records updated each time
     create_rate: float = 0.0  # chance per request that a new game appears (id above the max)

@@ -24,7 +24,6 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
 from typing import Any
 
 REFERENCE_ENTITIES: tuple[str, ...] = (
@@ -156,7 +155,6 @@ _VOCAB = (
     "destiny future past time friends family home truth lies memory dream nightmare"
 ).split()
 _VOCAB_UNICODE = ("world’s", "hero’s", "café", "—", "–", "naïve", "Pokémon", "…", "“legendary”", "déjà")
-_AVG_WORD = sum(len(w) + 1 for w in _VOCAB) / len(_VOCAB)
 _GAME_TYPES = ((0, 450), (8, 16), (10, 11), (4, 9), (9, 5), (3, 3), (11, 3), (2, 3))
 _GAME_STATUSES = ((8, 8), (5, 3), (4, 2))
 
@@ -168,15 +166,29 @@ def _slugify(text: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in ascii_text).split())
 
 
-def _table(rows: Iterable[tuple[Any, ...]]) -> tuple[tuple[int, ...], list[float]]:
-    """(ids, cumulative weights) for random.choices; the weight is each row's last element."""
-    rows = tuple(rows)
-    return tuple(r[0] for r in rows), list(accumulate(float(r[-1]) for r in rows))
+def _pool(rows: Iterable[tuple[Any, ...]], scale: float = 1.0) -> tuple[int, ...]:
+    """Each row's id repeated by its weight (last element): one random() then picks by weight."""
+    return tuple(row[0] for row in rows for _ in range(round(row[-1] * scale)))
 
 
-_GENRE_PICK, _THEME_PICK = _table(_GENRES), _table(_THEMES)
-_MODE_PICK, _PERSPECTIVE_PICK = _table(_GAME_MODES), _table(_PERSPECTIVES)
-_TYPE_PICK, _STATUS_PICK = _table(_GAME_TYPES), _table(_GAME_STATUSES)
+def _sentences() -> tuple[str, ...]:
+    """A fixed pool of lorem-like sentences; texts are random runs of them (cheaper than words)."""
+    rng = random.Random("igdb-sandbox:sentences")
+    out = []
+    for _ in range(4096):
+        words = rng.choices(_VOCAB, k=5 + rng.getrandbits(4))
+        if rng.random() < 0.03:  # gives ~20% of summaries a non-ASCII character, like the real ones
+            words[rng.randrange(len(words))] = rng.choice(_VOCAB_UNICODE)
+        text = " ".join(words)
+        out.append(text[0].upper() + text[1:] + ".")
+    return tuple(out)
+
+
+_SENTENCES = _sentences()
+_SLOT_ORDERS = tuple(tuple(random.Random(f"igdb-sandbox:slots:{i}").sample(range(_SLOTS), _SLOTS)) for i in range(64))
+_GENRE_POOL, _THEME_POOL, _PERSPECTIVE_POOL = _pool(_GENRES), _pool(_THEMES), _pool(_PERSPECTIVES)
+_EXTRA_MODE_POOL = _pool(_GAME_MODES[1:])  # game modes besides "Single player"
+_TYPE_POOL, _STATUS_POOL = _pool(_GAME_TYPES), _pool(_GAME_STATUSES)
 _PREFIX_SLUGS = tuple(_slugify(w) for w in _PREFIXES)
 _NOUN_SLUGS = tuple(_slugify(w) for w in _NOUNS)
 _TAIL_SLUGS = tuple("-" + _slugify(t) if t else "" for t in _TAILS)
@@ -257,7 +269,7 @@ class _Context:
     anchor: int
     name_mult: int
     name_offset: int
-    platforms: tuple[tuple[int, ...], list[float]]
+    platforms: tuple[int, ...]
 
 
 def _context(spec: GeneratorSpec) -> _Context:
@@ -265,44 +277,52 @@ def _context(spec: GeneratorSpec) -> _Context:
     mult = int(_NAME_SPACE * 0.6180339887) + rng.randrange(4096)  # golden-ratio stride spreads names evenly
     while math.gcd(mult, _NAME_SPACE) != 1:
         mult += 1
-    return _Context(spec.seed, spec.anchor, mult, rng.randrange(_NAME_SPACE), _table(_platform_rows(spec.seed)))
+    return _Context(spec.seed, spec.anchor, mult, rng.randrange(_NAME_SPACE), _pool(_platform_rows(spec.seed), 2.0))
 
 
-def _count(rng: random.Random, low: int, mean: float, high: int) -> int:
-    """A skewed array length: low + rounded exponential, clipped to high."""
-    return min(high, low + int(rng.expovariate(1.0 / (mean - low)) + 0.5))
+def _lengths(low: int, mean: float, high: int) -> tuple[int, ...]:
+    """256 equally likely array lengths (quantiles of low + geometric, clipped to high): one getrandbits(8) each."""
+    ratio = math.log((mean - low) / (1.0 + mean - low))
+    return tuple(min(high, low + int(math.log(1.0 - (i + 0.5) / 256) / ratio)) for i in range(256))
 
 
-def _pick(rng: random.Random, table: tuple[tuple[int, ...], list[float]], k: int) -> list[int]:
-    """k distinct ids drawn by weight, sorted."""
-    ids, cum = table
-    k, chosen = min(k, len(ids)), set()
+# (low, mean before clipping, high) per array; the means land on the real ones, except the two shortened arrays
+_LENGTHS = {name: _lengths(*shape) for name, shape in {
+    "extra_modes": (0, 0.9, 4), "external_games": (2, 8.3, _SLOTS), "genres": (1, 2.5, 6),
+    "involved_companies": (1, 3.35, 18), "keywords": (1, 20.5, 150), "multiplayer_modes": (1, 1.6, 6),
+    "platforms": (1, 4.4, 15), "player_perspectives": (1, 1.25, 5), "release_dates": (1, 8.55, 25),
+    "screenshots": (3, 8.65, 20), "themes": (1, 3.65, 7), "websites": (2, 10.9, 20),
+}.items()}
+
+
+def _pick(rng: random.Random, pool: tuple[int, ...], k: int) -> list[int]:
+    """k distinct ids drawn by weight from a pool, sorted (k must not exceed the distinct ids)."""
+    rand, size = rng.random, len(pool)
+    if k == 1:
+        return [pool[int(rand() * size)]]
+    chosen = {pool[int(rand() * size)] for _ in range(k)}
     while len(chosen) < k:
-        chosen.update(rng.choices(ids, cum_weights=cum, k=k - len(chosen)))
+        chosen.add(pool[int(rand() * size)])
     return sorted(chosen)
 
 
-def _children(rng: random.Random, game_id: int, k: int) -> list[int]:
+def _children(game_id: int, order: int, k: int) -> list[int]:
     """k distinct child-entity ids owned by this game (unique across games, unordered like IGDB)."""
-    start, stride = rng.getrandbits(5), 2 * rng.getrandbits(4) + 1  # odd stride visits all 32 slots
-    base = game_id * _SLOTS
-    return [base + (start + stride * j) % _SLOTS for j in range(min(k, _SLOTS))]
+    return list(map((game_id * _SLOTS).__add__, _SLOT_ORDERS[order][:k]))
 
 
 def _text(rng: random.Random, median: float, sigma: float, cap: int, paragraphs: bool) -> str:
-    """Lorem-like prose of about lognormal(median, sigma) characters."""
-    n = max(8, int(min(cap, rng.lognormvariate(math.log(median), sigma)) / _AVG_WORD))
-    words = rng.choices(_VOCAB, k=n)
-    if rng.random() < 0.2:  # ~22% of real summaries hold a non-ASCII character (’ é — …)
-        words[rng.randrange(n)] = rng.choice(_VOCAB_UNICODE)
-    parts, i = [], 0
-    while i < n:
-        j = i + 5 + rng.getrandbits(4)
-        sentence = " ".join(words[i:j])
-        sep = "\n\n" if paragraphs and j < n and rng.random() < 0.15 else " "
-        parts.append(sentence[0].upper() + sentence[1:] + "." + sep)
-        i = j
-    return "".join(parts).rstrip()
+    """Lorem-like prose of about lognormal(median, sigma) characters, optionally in paragraphs."""
+    target = min(cap, rng.lognormvariate(math.log(median), sigma))
+    bits, rand = rng.getrandbits, rng.random
+    parts = [_SENTENCES[bits(12)]]
+    size = len(parts[0])
+    while size < target:
+        sentence = _SENTENCES[bits(12)]
+        parts.append("\n\n" if paragraphs and rand() < 0.15 else " ")
+        parts.append(sentence)
+        size += len(sentence) + 1
+    return "".join(parts)
 
 
 def _name(ctx: _Context, rng: random.Random, index: int, game_id: int) -> tuple[str, str]:
@@ -320,11 +340,13 @@ def _name(ctx: _Context, rng: random.Random, index: int, game_id: int) -> tuple[
 def _make_game(ctx: _Context, index: int) -> dict[str, Any]:
     """Game number index (0-based), built only from (seed, index)."""
     rng = random.Random(f"{ctx.seed}:game:{index}")
-    rand = rng.random
+    rand, bits, size = rng.random, rng.getrandbits, _LENGTHS
     gid = _game_id(ctx.seed, index)
     name, slug = _name(ctx, rng, index, gid)
-    game_type = rng.choices(_TYPE_PICK[0], cum_weights=_TYPE_PICK[1])[0]
-    modes = _pick(rng, _MODE_PICK, _count(rng, 1, 1.95, 5))
+    game_type = _TYPE_POOL[int(rand() * len(_TYPE_POOL))]
+    single = rand() < 0.974  # "Single player" is on 97% of games; other modes come on top
+    extra_modes = size["extra_modes"][bits(8)]
+    modes = ([1] if single else []) + _pick(rng, _EXTRA_MODE_POOL, extra_modes if single else max(1, extra_modes))
     rating = min(100.0, max(5.0, rng.gauss(78.0, 9.0)))
     rating_count = 1 + int(rng.lognormvariate(6.45, 0.7))
     g: dict[str, Any] = {"id": gid}
@@ -333,40 +355,40 @@ def _make_game(ctx: _Context, index: int) -> dict[str, Any]:
         agg_count = 1 + int(rng.expovariate(1 / 9.0))
         agg = round(min(100.0, max(5.0, rng.gauss(rating + 1.5, 7.0))) * agg_count) / agg_count
         g["aggregated_rating"], g["aggregated_rating_count"] = agg, agg_count
-    g["cover"] = gid * _SLOTS + rng.getrandbits(5)
-    g["external_games"] = _children(rng, gid, _count(rng, 2, 8.3, _SLOTS))
+    g["cover"] = gid * _SLOTS + bits(5)
+    g["external_games"] = _children(gid, bits(6), size["external_games"][bits(8)])
     released = _EPOCH_1980 + int((ctx.anchor + _YEAR - _EPOCH_1980) * rand() ** 0.6)  # skewed to recent years
     g["first_release_date"] = released - released % _DAY  # IGDB dates are midnight UTC
     g["game_modes"] = modes
     if rand() < 0.022:
-        g["game_status"] = rng.choices(_STATUS_PICK[0], cum_weights=_STATUS_PICK[1])[0]
+        g["game_status"] = _STATUS_POOL[int(rand() * len(_STATUS_POOL))]
     g["game_type"] = game_type
-    g["genres"] = _pick(rng, _GENRE_PICK, _count(rng, 1, 2.45, 6))
-    g["involved_companies"] = _children(rng, gid, _count(rng, 1, 3.35, 18))
-    if rand() < 0.996:
-        g["keywords"] = sorted({int(10 * 4000.0 ** rand()) for _ in range(_count(rng, 1, 20.5, 150))})
+    g["genres"] = _pick(rng, _GENRE_POOL, size["genres"][bits(8)])
+    g["involved_companies"] = _children(gid, bits(6), size["involved_companies"][bits(8)])
+    if rand() < 0.996:  # keyword ids are log-uniform in [10, 40000): popular (small) ids are common
+        g["keywords"] = sorted({int(10 * 4000.0 ** rand()) for _ in range(size["keywords"][bits(8)])})
     if rand() < (0.8 if modes[-1] > 1 else 0.11):  # multiplayer modes mostly come with a multiplayer game mode
-        g["multiplayer_modes"] = _children(rng, gid, _count(rng, 1, 1.6, 6))
+        g["multiplayer_modes"] = _children(gid, bits(6), size["multiplayer_modes"][bits(8)])
     g["name"] = name
-    if index and rand() < (0.94 if game_type else 0.0):
-        g["parent_game"] = _game_id(ctx.seed, rng.randrange(index))
-    g["platforms"] = _pick(rng, ctx.platforms, _count(rng, 1, 4.5, 15))
-    g["player_perspectives"] = _pick(rng, _PERSPECTIVE_PICK, _count(rng, 1, 1.25, 5))
+    if game_type and index and rand() < 0.94:  # DLCs, remakes, ports... point at an earlier game
+        g["parent_game"] = _game_id(ctx.seed, int(rand() * index))
+    g["platforms"] = _pick(rng, ctx.platforms, size["platforms"][bits(8)])
+    g["player_perspectives"] = _pick(rng, _PERSPECTIVE_POOL, size["player_perspectives"][bits(8)])
     g["rating"], g["rating_count"] = rating, rating_count
-    g["release_dates"] = _children(rng, gid, _count(rng, 1, 8.3, 25))
-    g["screenshots"] = _children(rng, gid, _count(rng, 3, 8.4, 20))
+    g["release_dates"] = _children(gid, bits(6), size["release_dates"][bits(8)])
+    g["screenshots"] = _children(gid, bits(6), size["screenshots"][bits(8)])
     g["slug"] = slug
     if rand() < 0.69:
-        g["storyline"] = _text(rng, 600.0, 0.9, 6000, True)
-    g["summary"] = _text(rng, 465.0, 0.55, 3200, False)
+        g["storyline"] = _text(rng, 560.0, 1.0, 8000, True)
+    g["summary"] = _text(rng, 420.0, 0.55, 3200, False)
     if rand() < 0.998:
-        g["themes"] = _pick(rng, _THEME_PICK, _count(rng, 1, 3.5, 7))
+        g["themes"] = _pick(rng, _THEME_POOL, size["themes"][bits(8)])
     g["total_rating"] = (rating + g["aggregated_rating"]) / 2 if agg_count else rating
     g["total_rating_count"] = rating_count + agg_count
     g["updated_at"] = _updated(rng, ctx.anchor, 3.0)
     if index and rand() < 0.002:
-        g["version_parent"] = _game_id(ctx.seed, rng.randrange(index))
-    g["websites"] = _children(rng, gid, _count(rng, 2, 9.7, 20))
+        g["version_parent"] = _game_id(ctx.seed, int(rand() * index))
+    g["websites"] = _children(gid, bits(6), size["websites"][bits(8)])
     return g
 
 

@@ -157,11 +157,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(403, {"status": 403, "message": "invalid client secret"})
         else:
             token = secrets.token_hex(15)
-            ttl = state.dice.faults.token_ttl_seconds
+            faults = state.dice.faults
+            announced = faults.announced_ttl_seconds or faults.token_ttl_seconds
             with state.lock:
-                state.tokens[token] = time.monotonic() + ttl
+                state.tokens[token] = time.monotonic() + faults.token_ttl_seconds
                 state.stats["tokens_issued"] += 1
-            self._send(200, {"access_token": token, "expires_in": int(ttl), "token_type": "bearer"})
+            self._send(200, {"access_token": token, "expires_in": max(1, int(announced)), "token_type": "bearer"})
 
     def _authorised(self) -> bool:
         state = self.server.state
@@ -226,9 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         faults = state.dice.faults
         if faults.mutate_rate and state.dice.chance(faults.mutate_rate):
-            state.store.touch(entity, faults.mutate_count, state.dice)
+            if state.store.touch(entity, faults.mutate_count, state.dice):
+                state.count("records_updated_while_paging")
         if faults.create_rate and state.dice.chance(faults.create_rate):
-            state.store.create(entity, state.dice)
+            if state.store.create(entity, state.dice) is not None:
+                state.count("records_created_while_paging")
         state.count("answered")
         if suffix == "count":
             self._send(200, {"count": state.store.count(entity, query)})

@@ -367,7 +367,7 @@ def test_sort_by_string_field() -> None:
 
 
 def test_sort_with_mixed_value_types_does_not_crash() -> None:
-    records = [{"id": 1, "v": "b"}, {"id": 2, "v": 3}, {"id": 3, "v": [1]}, {"id": 4, "v": 1.5}]
+    records: list[dict[str, Any]] = [{"id": 1, "v": "b"}, {"id": 2, "v": 3}, {"id": 3, "v": [1]}, {"id": 4, "v": 1.5}]
     assert [r["id"] for r in run("sort v asc;", records)] == [4, 2, 1, 3]
     assert [r["id"] for r in run("sort v desc;", records)] == [1, 2, 4, 3]
 

@@ -1,0 +1,53 @@
+"""Shared benchmark plumbing: a sandbox in its own process, results written as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "out"
+CLI = [sys.executable, "-m", "pipeline.cli"]
+
+
+@contextmanager
+def sandbox_process(*args: str, timeout: float = 300.0) -> Iterator[dict[str, Any]]:
+    """Run `igdb-pipeline sandbox` in its own process (so it does not share our GIL)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready.json"
+        proc = subprocess.Popen([*CLI, "sandbox", "--port", "0", "--ready-file", str(ready), *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"sandbox exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("sandbox did not start")
+                time.sleep(0.2)
+            time.sleep(0.05)
+            yield json.loads(ready.read_text())
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def sandbox_env(info: dict[str, Any], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_"))}
+    env.update(IGDB_API_URL=info["api_url"], TWITCH_TOKEN_URL=info["token_url"],
+               IGDB_CLIENT_ID="sandbox-client", IGDB_CLIENT_SECRET="sandbox-secret", **extra)
+    return env
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return path
