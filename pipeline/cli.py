@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +22,10 @@ log = logging.getLogger("igdb_pipeline")
 
 
 def parse_date(text: str) -> dt.date:
+    """Strict YYYY-MM-DD (Python 3.11 would also take 20261120, which a partition name must not)."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
