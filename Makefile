@@ -39,7 +39,7 @@ run: $(STAMP) ## the whole pipeline for DATE on embedded defaults (or your setti
 sandbox: $(STAMP) ## serve the IGDB sandbox on 127.0.0.1:8788
 	$(BIN)/igdb-pipeline sandbox
 
-test: $(STAMP) ## the whole test suite (real Spark, PostgreSQL, HTTP, moto S3)
+test: $(STAMP) lint typecheck ## lint, type-check, then the whole test suite (real HTTP, files, moto S3)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff

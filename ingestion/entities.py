@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class LandingMode(str, Enum):
+class LandingMode(StrEnum):
     FULL = "full"  # every record of an incremental entity (first run, periodic refresh, --full-refresh)
     INCREMENTAL = "incremental"  # records updated since the watermark minus the safety margin
     SNAPSHOT = "snapshot"  # every record, every run (reference entities, the daily popularity series)

@@ -35,7 +35,7 @@ def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, f
         "api_calls": dict(sorted(api_calls.items())),
         "fetch_seconds": round(fetch_seconds, 3),
         "run_id": run_id,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

@@ -15,6 +15,7 @@ holds a handful of pages, whatever the entity size.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import threading
@@ -61,7 +62,7 @@ class _Range:
     done: bool = False
     max_updated_at: int | None = None
     sha: Any = field(default_factory=hashlib.sha256)
-    bytes: int = 0
+    size: int = 0
     handle: IO[bytes] | None = None
 
     def write(self, lines: list[bytes]) -> None:
@@ -70,7 +71,7 @@ class _Range:
         for line in lines:
             self.handle.write(line)
             self.sha.update(line)
-            self.bytes += len(line)
+            self.size += len(line)
 
     def close(self) -> None:
         if self.handle is not None:
@@ -202,7 +203,7 @@ class KeysetFetcher:
             if not isinstance(record, dict) or not isinstance(record.get("id"), int):
                 raise IngestError(f"{self.endpoint}: a record without an integer id after id {rng.cursor}")
             ids.append(record["id"])
-        if any(b <= a for a, b in zip(ids, ids[1:], strict=False)) or (ids and ids[0] <= rng.cursor):
+        if any(b <= a for a, b in itertools.pairwise(ids)) or (ids and ids[0] <= rng.cursor):
             raise IngestError(f"{self.endpoint}: page after id {rng.cursor} is not in ascending id order")
         with self._lock:
             upto = rng.hi  # may have shrunk by a split while the request was in flight
@@ -309,7 +310,7 @@ class KeysetFetcher:
             target = self.scratch / name
             if len(pieces) == 1:
                 pieces[0].path.rename(target)
-                digest, size = pieces[0].sha.hexdigest(), pieces[0].bytes
+                digest, size = pieces[0].sha.hexdigest(), pieces[0].size
             else:
                 sha, size = hashlib.sha256(), 0
                 with open(target, "wb") as out:

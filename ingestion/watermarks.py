@@ -58,7 +58,7 @@ class WatermarkStore:
         if mode is LandingMode.FULL and (last_full is None or day.isoformat() > last_full):
             last_full = day.isoformat()
         new = EntityState(watermark, day.isoformat() if watermark != old.watermark else old.watermark_dt, last_full,
-                          dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                          dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         if (new.watermark, new.last_full_refresh_dt) != (old.watermark, old.last_full_refresh_dt):
             state[entity] = asdict(new)
             self.lake.write_text(STATE_PATH, json.dumps(state, indent=2, sort_keys=True) + "\n")

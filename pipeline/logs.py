@@ -18,14 +18,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_context", default=None)
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time plus 6 random hex digits."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def register_secrets(values: list[str]) -> None:
@@ -43,7 +43,7 @@ def redact(text: str) -> str:
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add fields (run_id, dt, step, entity...) to every log line inside the block."""
-    token = _context.set({**_context.get(), **fields})
+    token = _context.set({**(_context.get() or {}), **fields})
     try:
         yield
     finally:
@@ -51,7 +51,7 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 def current_context() -> dict[str, Any]:
-    return dict(_context.get())
+    return dict(_context.get() or {})
 
 
 def bind_context(fields: dict[str, Any]) -> None:
@@ -70,8 +70,8 @@ class _Formatter(logging.Formatter):
         self.as_json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {**_context.get(), **getattr(record, "fields", {})}
-        ts = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+        fields = {**(_context.get() or {}), **getattr(record, "fields", {})}
+        ts = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
         message = record.getMessage()
         if record.exc_info:
             message = f"{message}\n{self.formatException(record.exc_info)}"

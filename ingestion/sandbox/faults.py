@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -87,7 +88,7 @@ class FaultDice:
         with self._lock:
             return self._rng.random() < share
 
-    def choice(self, options: list[Any]) -> Any:
+    def choice(self, options: Sequence[Any]) -> Any:
         with self._lock:
             return self._rng.choice(options)
 

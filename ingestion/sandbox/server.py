@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- routes ---------------------------------------------------------------------------------
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         body = self._body()
         if path == "/oauth2/token":
@@ -130,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, igdb_error("Not Found", 404, f"no route {path}"))
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         state = self.server.state
         if path == "/_sandbox/stats":
@@ -275,6 +275,7 @@ class RunningSandbox:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
     @property

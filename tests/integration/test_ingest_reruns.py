@@ -143,7 +143,7 @@ def test_a_query_the_api_rejects_fails_at_once_with_its_cause(make_sandbox, tmp_
 
     broken = EntitySpec("games", ("id", "cover.url"))  # expansions are not supported by the sandbox
     assert ENTITIES["games"].fields != broken.fields
-    with igdb_client(settings) as client, pytest.raises(IngestError, match="HTTP 400: .*expansion not supported"):
+    with igdb_client(settings) as client, pytest.raises(IngestError, match=r"HTTP 400: .*expansion not supported"):
         ingest_entity(client, LocalLake(tmp_path / "lake"), broken, DAY, settings, "run")
     assert sandbox.state.stats["rejected_syntax"] == 1
     assert not (tmp_path / "lake" / "raw" / "games" / f"dt={DAY}").exists()

@@ -1,0 +1,84 @@
+"""Settings precedence and validation: flag > environment > conf file > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import SETTINGS, load_settings
+from pipeline.errors import ConfigError
+
+
+def _conf(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "conf.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, conf_path=_conf(tmp_path, ""))
+    assert settings.igdb_rate_limit_per_second == 4.0
+    assert settings.igdb_max_in_flight == 8
+    assert settings.lake_uri == "./lake"
+    assert settings.uses_sandbox
+    assert settings.sources["lake_uri"] == "default"
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "igdb:\n  page_size: 100\n  max_in_flight: 5\n  max_attempts: 3\n")
+    env = {"IGDB_PAGE_SIZE": "200", "IGDB_MAX_IN_FLIGHT": "6"}
+    settings = load_settings({"igdb.page_size": "300"}, environ=env, conf_path=conf)
+    assert settings.igdb_page_size == 300  # flag
+    assert settings.igdb_max_in_flight == 6  # environment
+    assert settings.igdb_max_attempts == 3  # file
+    assert settings.igdb_retry_rounds == 3  # default
+    assert settings.sources["igdb_max_in_flight"] == "environment variable IGDB_MAX_IN_FLIGHT"
+
+
+def test_empty_environment_variable_counts_as_unset(tmp_path: Path) -> None:
+    settings = load_settings(environ={"LAKE_URI": ""}, conf_path=_conf(tmp_path, "lake:\n  uri: /data/lake\n"))
+    assert settings.lake_uri == "/data/lake"
+
+
+def test_credentials_switch_off_the_sandbox_and_stay_secret(tmp_path: Path) -> None:
+    settings = load_settings(environ={"IGDB_CLIENT_ID": "abc", "IGDB_CLIENT_SECRET": "very-secret",
+                                      "DATABASE_URL": "postgresql://u:pw-123@db:5432/igdb"},
+                             conf_path=_conf(tmp_path, ""))
+    assert not settings.uses_sandbox
+    assert set(settings.secrets()) >= {"very-secret", "pw-123"}
+    shown = settings.describe()
+    assert shown["igdb.client_secret"] == "***" and shown["database.url"] == "***"
+    assert "very-secret" not in str(shown)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IGDB_RATE_LIMIT": "0"}, "igdb.rate_limit_per_second from environment variable IGDB_RATE_LIMIT must be a "
+                                   "positive number"),
+        ({"IGDB_PAGE_SIZE": "1000"}, "igdb.page_size from environment variable IGDB_PAGE_SIZE must be at most 500"),
+        ({"LOG_FORMAT": "xml"}, "log.format from environment variable LOG_FORMAT must be one of text, json"),
+        ({"SANDBOX_LATENCY_MS": "600-200"}, "sandbox.latency_ms"),
+        ({"LAKE_URI": "s3://"}, "lake.uri from environment variable LAKE_URI must name a bucket"),
+        ({"IGDB_CLIENT_SECRET": "x"}, "IGDB_CLIENT_ID is missing"),
+    ],
+)
+def test_invalid_values_name_the_setting_and_source(env: dict[str, str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(environ=env, conf_path=_conf(tmp_path, ""))
+
+
+def test_file_values_are_validated_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"setting ingest.full_refresh_days from .*conf.yaml must be a positive"):
+        load_settings(environ={}, conf_path=_conf(tmp_path, "ingest:\n  full_refresh_days: -1\n"))
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_settings(environ={}, conf_path=_conf(tmp_path, "- a\n- b\n"))
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for setting in SETTINGS:
+        assert f"`{setting.key}`" in readme, f"README does not document {setting.key}"
+        if setting.env:
+            assert f"`{setting.env}`" in readme, f"README does not document {setting.env}"
