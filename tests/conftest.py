@@ -19,7 +19,7 @@ from ingestion.sandbox.store import Store
 from pipeline.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = PROJECT_ROOT.parent / "shared" / "igdb-samples"
+SAMPLES = Path(os.environ.get("IGDB_SAMPLES_DIR") or PROJECT_ROOT.parent / "shared" / "igdb-samples")
 DAY = dt.date(2026, 11, 20)
 
 # Fast but faithful: the limits are enforced, just higher than IGDB's so the suite stays quick.

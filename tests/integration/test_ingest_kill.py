@@ -15,7 +15,7 @@ import pytest
 from ingestion.sandbox.faults import Faults
 from tests.conftest import CLI, DAY, cli_environ, partition_bytes, sandbox_environ
 
-ENTITIES = "games,popularity_primitives"
+ENTITIES = "games,genres"
 
 
 def _run(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def _verify_manifest(lake: Path, entity: str) -> None:
 @pytest.mark.parametrize("trial", range(3))
 def test_sigkill_during_landing_keeps_old_partition_and_rerun_is_identical(trial: int, make_sandbox,
                                                                           tmp_path: Path) -> None:
-    sandbox = make_sandbox(games=2500, faults=Faults(latency_ms=(5, 15)))
+    sandbox = make_sandbox(games=2000, faults=Faults(latency_ms=(5, 15)))
     store = sandbox.state.store
     lake = tmp_path / "lake"
     env = cli_environ(**sandbox_environ(sandbox, lake, IGDB_PAGE_SIZE=40, INGEST_ENTITIES=ENTITIES))
