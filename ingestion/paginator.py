@@ -95,6 +95,7 @@ class FetchResult:
     pages: int
     max_updated_at: int | None
     seconds: float
+    splits: int = 0
 
 
 class KeysetFetcher:
@@ -126,6 +127,7 @@ class KeysetFetcher:
         self._last_progress = time.monotonic()
         self._started = time.monotonic()
         self._max_id = 0
+        self._splits = 0
 
     # --- planning -------------------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class KeysetFetcher:
         middle = best.cursor + (top - best.cursor) // 2
         upper = _Range(best.part, middle, best.hi, middle, self.scratch / f"range-{best.part:05d}-{middle:012d}.jsonl")
         best.hi = middle
+        self._splits += 1
         self._all.append(upper)
         self._active.add(id(upper))
         return upper
@@ -205,14 +208,14 @@ class KeysetFetcher:
             ids.append(record["id"])
         if any(b <= a for a, b in itertools.pairwise(ids)) or (ids and ids[0] <= rng.cursor):
             raise IngestError(f"{self.endpoint}: page after id {rng.cursor} is not in ascending id order")
+        # Clip to the range's bound and advance its cursor in ONE critical section: a split computes
+        # its midpoint from the cursor, so reading the bound and moving the cursor apart would let a
+        # split in between hand ids this page already holds to the new range (landed twice).
         with self._lock:
             upto = rng.hi  # may have shrunk by a split while the request was in flight
-        keep = len(ids) if upto is None else sum(1 for i in ids if i <= upto)
-        kept = records[:keep]
-        rng.write([(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-                   for r in kept])
-        stamps = [r["updated_at"] for r in kept if isinstance(r.get("updated_at"), int)]
-        with self._lock:
+            keep = len(ids) if upto is None else sum(1 for i in ids if i <= upto)
+            kept = records[:keep]
+            stamps = [r["updated_at"] for r in kept if isinstance(r.get("updated_at"), int)]
             if stamps:
                 rng.max_updated_at = max(stamps + ([rng.max_updated_at] if rng.max_updated_at else []))
             rng.records += keep
@@ -223,6 +226,9 @@ class KeysetFetcher:
                 rng.cursor = ids[keep - 1]
             if keep < len(records) or len(records) < self.page_size:
                 rng.done = True
+        # only this range's walker writes its file, so the write needs no lock
+        rng.write([(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+                   for r in kept])
         if self.on_page is not None:
             self.on_page()
         self._maybe_report()
@@ -325,4 +331,4 @@ class KeysetFetcher:
             files.append(PartFile(name, target, sum(p.records for p in pieces), size, digest))
         stamps = [r.max_updated_at for r in self._all if r.max_updated_at is not None]
         return FetchResult(files, self._records, self._pages, max(stamps) if stamps else None,
-                           time.monotonic() - self._started)
+                           time.monotonic() - self._started, self._splits)

@@ -78,6 +78,10 @@ class Lake(ABC):
         """Names of the files directly inside a folder/prefix (empty when missing)."""
 
     @abstractmethod
+    def list_dirs(self, rel: str) -> list[str]:
+        """Names of the sub-folders/sub-prefixes directly inside (partitions such as `dt=...`)."""
+
+    @abstractmethod
     def delete(self, rel: str) -> None:
         """Remove a file or a whole folder/prefix; no error when missing."""
 
@@ -129,6 +133,12 @@ class LocalLake(Lake):
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+    def list_dirs(self, rel: str) -> list[str]:
+        folder = self.path(rel)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
     def delete(self, rel: str) -> None:
         target = self.path(rel)
@@ -226,6 +236,17 @@ class S3Lake(Lake):
     def list_files(self, rel: str) -> list[str]:
         prefix = self.key(rel).rstrip("/") + "/"
         return sorted(k[len(prefix):] for k in self._keys(prefix) if "/" not in k[len(prefix):])
+
+    def list_dirs(self, rel: str) -> list[str]:
+        prefix = self.key(rel).rstrip("/") + "/"
+        names: set[str] = set()
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(prefix):].rstrip("/")
+                if not name.startswith(("_", ".")):
+                    names.add(name)
+        return sorted(names)
 
     def delete(self, rel: str) -> None:
         key = self.key(rel)

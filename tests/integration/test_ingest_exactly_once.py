@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ingestion.ingest import ingest
+from ingestion.ingest import igdb_client, ingest
 from ingestion.sandbox.faults import Faults, Limits
 from tests.conftest import DAY, landed_records, settings_for
 
@@ -99,3 +100,50 @@ def test_client_stays_within_the_rate_and_open_limits(make_sandbox, tmp_path: Pa
     assert stats["rejected_open_limit"] == 0
     assert stats["peak_open"] <= 3
     _assert_exactly_once(tmp_path / "lake", "games", sandbox.state.store.ids("games"))
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_tail_splitting_never_lands_an_id_twice(trial: int, make_sandbox, tmp_path: Path) -> None:
+    """Uneven ranges: walkers that finish early split the busy ones while their pages are in flight.
+    Dense ids then sparse ones make the density estimate wrong, so one in-flight page spans a split's
+    midpoint: the page landing and the split must not both claim those ids."""
+    from ingestion.paginator import KeysetFetcher
+    from ingestion.sandbox.store import Store
+
+    games = [{"id": i, "name": f"g{i}", "updated_at": 1_700_000_000 + i} for i in range(1, 200)]
+    games += [{"id": i, "name": f"g{i}", "updated_at": 1_700_000_000 + i} for i in range(1000, 3300)]
+    games += [{"id": i, "name": f"g{i}", "updated_at": 1_700_000_000 + i} for i in range(3300, 4000, 25)]
+    sandbox = make_sandbox(store=Store({"games": games}), faults=Faults(latency_ms=(1, 12), seed=trial))
+    settings = settings_for(sandbox, tmp_path / "lake")
+    with igdb_client(settings) as client:
+        result = KeysetFetcher(client, "games", ("id", "name", "updated_at"), None, scratch=tmp_path / "out",
+                               page_size=20, ranges=4).fetch()
+    assert result.splits > 0, "no range was split, so the scenario proved nothing"
+    ids = [json.loads(line)["id"] for f in result.files for line in f.path.read_bytes().splitlines()]
+    assert len(ids) == len(set(ids)), "an id landed twice"
+    assert ids == sorted(ids) == sandbox.state.store.ids("games")
+
+
+def test_a_page_in_flight_during_a_split_is_clipped_to_the_new_bound(make_sandbox, tmp_path: Path) -> None:
+    """The contract splitting relies on: ids past a range's (new) upper bound belong to the new range."""
+    from ingestion.paginator import KeysetFetcher
+
+    sandbox = make_sandbox(games=10)
+    settings = settings_for(sandbox, tmp_path / "lake")
+    with igdb_client(settings) as client:
+        fetcher = KeysetFetcher(client, "games", ("id",), None, scratch=tmp_path / "out", page_size=5, ranges=1)
+        fetcher._plan()
+        walked = fetcher._take()
+        assert walked is not None
+        walked.pages, walked.records, walked.cursor = 1, 100, 100  # as if 100 ids were landed from (0, 100]
+        fetcher._max_id = 10_000
+        fetcher.page_size = 10
+        upper = fetcher._split_largest()  # meanwhile a page (101..105, 5000, 6000) is in flight
+        assert upper is not None and walked.hi == upper.lo == 5050
+        fetcher._land_page(walked, [{"id": i} for i in (101, 102, 103, 5000, 6000)])
+        walked.close()
+    assert walked.done and walked.cursor == 5000
+    landed = [json.loads(line)["id"] for line in walked.path.read_bytes().splitlines()]
+    assert landed == [101, 102, 103, 5000], "6000 is above the new bound: the upper range lands it"
+
+

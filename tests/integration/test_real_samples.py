@@ -42,7 +42,10 @@ def test_samples_land_record_for_record(samples: dict[str, list[dict]], make_san
     for entity, records in samples.items():
         fields = set(ENTITIES[entity].fields)
         expected = sorted(({k: v for k, v in r.items() if k in fields} for r in records), key=lambda r: r["id"])
-        assert landed_records(lake, entity) == expected, entity
+        landed = landed_records(lake, entity)
+        assert [r["id"] for r in landed] == [r["id"] for r in expected], f"{entity}: ids differ"
+        differing = [(a, b) for a, b in zip(landed, expected, strict=True) if a != b]
+        assert not differing, f"{entity}: {len(differing)} records differ, first: {differing[0]}"
     raw = b"".join(p.read_bytes() for p in sorted((lake / "raw/games" / f"dt={DAY}").glob("part-*.jsonl")))
     assert "God of War Ragnarök".encode() in raw, "unicode must land as UTF-8, not \\u escapes"
     assert b"8.958727144e-05" in b"".join(
