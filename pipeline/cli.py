@@ -68,8 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--full-refresh", action="store_true", help="fetch every game, not only updated ones")
     ingest.set_defaults(handler=_cmd_ingest)
 
+    transform = sub.add_parser(
+        "transform", parents=[common], help="run the Spark jobs for a date: staging tables, bridges and marts",
+        description="Read raw/<entity>/dt=D through its manifest, quarantine bad lines with their reason, "
+                    "write staging tables, bridges and marts for D (dynamic partition overwrite: other dates "
+                    "untouched). Runs on a local SparkSession (spark.master), or the cluster's under spark-submit.")
+    _date_arg(transform)
+    transform.set_defaults(handler=_cmd_transform)
+
     for name, text, issue in (
-        ("transform", "run the Spark jobs for a date: staging tables, bridges and marts", 5),
         ("validate", "validate staging tables and marts of a date with Great Expectations", 6),
         ("load", "upsert the validated marts of a date into PostgreSQL", 7),
     ):
@@ -134,7 +141,36 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.catchup or args.date is None:
         raise NotImplementedStep("'run --catchup' is not built yet (issue #8); give --date YYYY-MM-DD")
     _cmd_ingest(argparse.Namespace(date=args.date, entities=None, full_refresh=False), settings)
-    raise NotImplementedStep("ingest is done; transform, validate and load are not built yet (issues #5-#7)")
+    _cmd_transform(args, settings)
+    raise NotImplementedStep("ingest and transform are done; validate and load are not built yet (issues #6, #7)")
+
+
+def spark_session(settings: Settings, app_name: str) -> Any:
+    """Local Spark from the settings, or the session spark-submit set up (spark.master=spark-submit)."""
+    from jobs.session import build_session
+
+    if settings.spark_master == "spark-submit":
+        return build_session(app_name)
+    return build_session(app_name, settings.spark_master, settings.spark_shuffle_partitions,
+                         settings.spark_driver_memory)
+
+
+def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.transform import run_transform
+    from pipeline.lake import open_lake
+
+    run_id = new_run_id()
+    with log_context(run_id=run_id, dt=args.date.isoformat()):
+        spark = spark_session(settings, f"igdb-transform-{args.date}")
+        report = run_transform(spark, open_lake(settings.lake_uri), args.date, settings.marts_top_n)
+    print(f"transformed dt={args.date} in {report['seconds']}s (run {run_id}, full refresh: "
+          f"{report['full_refresh']})")
+    for entity, counts in report["entities"].items():
+        print(f"  {entity:<22} raw {counts['raw_lines']:>8}  staged {counts['staged']:>8}  "
+              f"quarantined {counts['quarantined']:>5}  collapsed {counts['collapsed']:>5}")
+    for table, rows in report["rows"].items():
+        print(f"  {table:<26} {rows:>9} rows")
+    return ExitCode.OK
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

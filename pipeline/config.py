@@ -8,6 +8,7 @@ built-in default. Errors name the setting and where it came from; secret values 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,13 @@ def database_url(raw: Any) -> str | None:
     text = optional_str(raw)
     if text is not None and urlsplit(text).scheme not in ("postgresql", "postgres"):
         raise ValueError("must be a postgresql:// URL")
+    return text
+
+
+def memory_size(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if not re.fullmatch(r"\d+[kmgt]", text):
+        raise ValueError("must be a JVM memory size like 4g or 512m")
     return text
 
 
@@ -211,6 +219,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Seed of the sandbox generator (same seed, same data)."),
     Setting("sandbox.latency_ms", (0, 0), millis_range, "SANDBOX_LATENCY_MS",
             "Simulated latency of the built-in sandbox, e.g. 200-600."),
+    Setting("spark.master", "local[2]", str, "SPARK_MASTER",
+            "Spark master of local runs; 'spark-submit' takes the one spark-submit was given (EMR)."),
+    Setting("spark.shuffle_partitions", 8, positive_int, "SPARK_SHUFFLE_PARTITIONS",
+            "spark.sql.shuffle.partitions of local runs (adaptive execution coalesces further)."),
+    Setting("spark.driver_memory", "4g", memory_size, "SPARK_DRIVER_MEMORY",
+            "Driver memory of local runs (the whole local Spark lives in the driver)."),
+    Setting("marts.top_n", 100, positive_int, "MARTS_TOP_N", "Rows of each marketing mart."),
     Setting("database.url", None, database_url, "DATABASE_URL",
             "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True),
     Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),

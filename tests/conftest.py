@@ -93,3 +93,13 @@ def partition_bytes(lake: Path, entity: str, day: dt.date = DAY) -> dict[str, by
     """The data files of a partition (not the manifest, whose run id and time differ per run)."""
     folder = lake / "raw" / entity / f"dt={day.isoformat()}"
     return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*.jsonl"))}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test session: 2 cores, 2 shuffle partitions."""
+    from jobs.session import build_session
+
+    session = build_session("igdb-pipeline-tests", master="local[2]", shuffle_partitions=2, driver_memory="2g")
+    yield session
+    session.stop()

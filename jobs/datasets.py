@@ -1,0 +1,214 @@
+"""One declaration per output dataset: name, layer, schema, key, and how it is loaded.
+
+The same declaration drives the writer (path, partition, exact columns and types, file count),
+the validation suite (key unique and not null, exact column set) and the PostgreSQL upsert
+(conflict key, newer-wins column, replace-the-set bridges, replace-the-date time series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pyspark.sql import types as T
+
+PARTITION = "dt"
+
+
+class Layer(StrEnum):
+    STAGING = "staging"
+    QUARANTINE = "quarantine"
+    MARTS = "marts"
+
+
+class LoadKind(StrEnum):
+    """How the loader (issue #7) writes a mart into PostgreSQL."""
+
+    UPSERT_NEWER = "upsert_newer"  # ON CONFLICT (key) DO UPDATE when the row is newer (version column)
+    REPLACE_SET = "replace_set"  # bridges: the parent's stored set becomes exactly the new set
+    REPLACE_DATE = "replace_date"  # time series: the snapshot date's rows are replaced
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    layer: Layer
+    columns: tuple[tuple[str, T.DataType, bool], ...]  # name, type, nullable
+    key: tuple[str, ...]
+    description: str
+    files: int = 1  # parquet files per partition: few, never thousands
+    load: LoadKind | None = None
+    version_column: str | None = None  # newer-wins comparison for UPSERT_NEWER
+    parent_key: str | None = None  # REPLACE_SET: the column whose set is replaced
+
+    @property
+    def schema(self) -> T.StructType:
+        return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in self.columns])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [n for n, _, _ in self.columns]
+
+    @property
+    def rel_path(self) -> str:
+        return f"{self.layer.value}/{self.name}"
+
+    def partition_rel_path(self, day: str) -> str:
+        return f"{self.rel_path}/{PARTITION}={day}"
+
+
+def _c(name: str, kind: T.DataType, nullable: bool = True) -> tuple[str, T.DataType, bool]:
+    return (name, kind, nullable)
+
+
+_long, _int, _dbl, _str = T.LongType(), T.IntegerType(), T.DoubleType(), T.StringType()
+_ts, _date = T.TimestampType(), T.DateType()
+_ids, _names = T.ArrayType(T.LongType()), T.ArrayType(T.StringType())  # no nulls: cleaned, and validated
+
+# (bridge table, reference entity, id column of the reference, array field of a raw game)
+BRIDGES: tuple[tuple[str, str, str, str], ...] = (
+    ("game_platforms", "platforms", "platform_id", "platforms"),
+    ("game_genres", "genres", "genre_id", "genres"),
+    ("game_themes", "themes", "theme_id", "themes"),
+    ("game_modes", "game_modes", "game_mode_id", "game_modes"),
+    ("game_player_perspectives", "player_perspectives", "player_perspective_id", "player_perspectives"),
+)
+
+REFERENCE_IDS = {entity: id_column for _, entity, id_column, _ in BRIDGES} | {"popularity_types": "popularity_type_id"}
+
+GAME_COLUMNS = (
+    _c("game_id", _long, False),
+    _c("name", _str),
+    _c("slug", _str),
+    _c("summary", _str),
+    _c("storyline", _str),
+    _c("first_release_date", _date),
+    _c("rating", _dbl),
+    _c("rating_count", _long),
+    _c("aggregated_rating", _dbl),
+    _c("aggregated_rating_count", _long),
+    _c("total_rating", _dbl),
+    _c("total_rating_count", _long),
+    _c("game_type", _int),
+    _c("game_status", _int),
+    _c("parent_game_id", _long),
+    _c("version_parent_id", _long),
+    _c("cover_id", _long),
+    _c("platform_ids", _ids, False),
+    _c("genre_ids", _ids, False),
+    _c("theme_ids", _ids, False),
+    _c("game_mode_ids", _ids, False),
+    _c("player_perspective_ids", _ids, False),
+    _c("keyword_count", _int, False),
+    _c("screenshot_count", _int, False),
+    _c("website_count", _int, False),
+    _c("updated_at", _ts, False),
+)
+
+NAME_COLUMNS = tuple(_c(f"{id_col.removesuffix('_id')}_names", _names, False) for _, _, id_col, _ in BRIDGES)
+
+POPULARITY_COLUMNS: dict[int, str] = {
+    1: "visits",
+    2: "want_to_play",
+    3: "playing",
+    4: "played",
+    5: "peak_players_24h",
+    6: "positive_reviews",
+    7: "negative_reviews",
+    8: "total_reviews",
+    9: "global_top_sellers",
+    10: "most_wishlisted_upcoming",
+    34: "hours_watched_24h",
+}
+RANKED_POPULARITY = ("visits", "want_to_play", "playing", "played", "peak_players_24h", "hours_watched_24h")
+
+
+def _reference(entity: str, *extra: tuple[str, T.DataType, bool]) -> tuple[tuple[str, T.DataType, bool], ...]:
+    return (_c(REFERENCE_IDS[entity], _long, False), _c("name", _str), *extra, _c("updated_at", _ts))
+
+
+REFERENCE_COLUMNS = {
+    "platforms": _reference("platforms", _c("slug", _str), _c("abbreviation", _str), _c("generation", _int),
+                            _c("platform_family_id", _long)),
+    "genres": _reference("genres", _c("slug", _str)),
+    "themes": _reference("themes", _c("slug", _str)),
+    "game_modes": _reference("game_modes", _c("slug", _str)),
+    "player_perspectives": _reference("player_perspectives", _c("slug", _str)),
+    "popularity_types": _reference("popularity_types", _c("external_popularity_source", _int)),
+}
+
+QUARANTINE_COLUMNS = (
+    _c("entity", _str, False),
+    _c("source_file", _str, False),
+    _c("line_number", _long, False),
+    _c("raw_line", _str, False),
+    _c("reason", _str, False),
+)
+
+_MART_HEAD = (_c("snapshot_date", _date, False), _c("rank", _int, False), _c("game_id", _long, False),
+              _c("name", _str))
+
+
+def _datasets() -> dict[str, Dataset]:
+    out: list[Dataset] = [
+        Dataset("games", Layer.STAGING, GAME_COLUMNS, ("game_id",),
+                "one row per game id seen on D, latest updated_at wins", files=2),
+        Dataset("popularity_primitives", Layer.STAGING,
+                (_c("game_id", _long, False), _c("popularity_type", _int, False), _c("snapshot_date", _date, False),
+                 _c("value", _dbl), _c("external_popularity_source", _int), _c("calculated_at", _ts)),
+                ("game_id", "popularity_type", "snapshot_date"), "the day's popularity values, typed", files=2),
+        Dataset("dim_games", Layer.MARTS, (*GAME_COLUMNS, *NAME_COLUMNS), ("game_id",),
+                "the whole catalogue as of D, reference names resolved", files=2,
+                load=LoadKind.UPSERT_NEWER, version_column="updated_at"),
+        Dataset("fct_game_popularity", Layer.MARTS,
+                (_c("snapshot_date", _date, False), _c("game_id", _long, False),
+                 *(_c(col, _dbl) for col in POPULARITY_COLUMNS.values()),
+                 *(_c(f"{col}_pct", _dbl) for col in RANKED_POPULARITY)),
+                ("game_id", "snapshot_date"), "one row per game per D, types pivoted, percentile ranks",
+                load=LoadKind.REPLACE_DATE),
+        Dataset("mart_top_rated", Layer.MARTS,
+                (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
+                 _c("weighted_rating", _dbl, False)),
+                ("snapshot_date", "game_id"), "best rated games, Bayesian-weighted", load=LoadKind.REPLACE_DATE),
+        Dataset("mart_top_hyped", Layer.MARTS,
+                (*_MART_HEAD, _c("first_release_date", _date), _c("want_to_play", _dbl), _c("visits", _dbl),
+                 _c("hype_score", _dbl, False)),
+                ("snapshot_date", "game_id"), "most anticipated unreleased games", load=LoadKind.REPLACE_DATE),
+        Dataset("mart_trending_now", Layer.MARTS,
+                (*_MART_HEAD, _c("activity_score", _dbl, False), _c("momentum", _dbl, False),
+                 _c("trend_score", _dbl, False)),
+                ("snapshot_date", "game_id"), "released games most played and watched now, and rising",
+                load=LoadKind.REPLACE_DATE),
+        Dataset("mart_hidden_gems", Layer.MARTS,
+                (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
+                 _c("visits_pct", _dbl), _c("weighted_rating", _dbl, False)),
+                ("snapshot_date", "game_id"), "highly rated games few people visit", load=LoadKind.REPLACE_DATE),
+    ]
+    for entity, columns in REFERENCE_COLUMNS.items():
+        out.append(Dataset(f"ref_{entity}", Layer.STAGING, columns, (columns[0][0],), f"{entity} snapshot of D"))
+        out.append(Dataset(f"dim_{entity}", Layer.MARTS, columns, (columns[0][0],), f"{entity} as of D",
+                           load=LoadKind.UPSERT_NEWER, version_column="updated_at"))
+    for bridge, entity, id_column, _ in BRIDGES:
+        columns = (_c("game_id", _long, False), _c(id_column, _long, False))
+        out.append(Dataset(bridge, Layer.STAGING, columns, ("game_id", id_column),
+                           f"game to {entity}, for the games seen on D"))
+        out.append(Dataset(bridge, Layer.MARTS, columns, ("game_id", id_column),
+                           f"game to {entity}: the full set for each game seen on D",
+                           load=LoadKind.REPLACE_SET, parent_key="game_id"))
+    from ingestion.entities import ENTITIES
+
+    for entity in ENTITIES:
+        out.append(Dataset(entity, Layer.QUARANTINE, QUARANTINE_COLUMNS, ("source_file", "line_number"),
+                           f"raw lines of {entity} that could not be staged, with the reason"))
+    return {f"{d.layer.value}/{d.name}": d for d in out}
+
+
+DATASETS = _datasets()
+
+
+def dataset(layer: Layer, name: str) -> Dataset:
+    return DATASETS[f"{layer.value}/{name}"]
+
+
+MARTS = [d for d in DATASETS.values() if d.layer is Layer.MARTS]
+STAGING = [d for d in DATASETS.values() if d.layer is Layer.STAGING]

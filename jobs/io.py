@@ -1,0 +1,115 @@
+"""Spark's edges: read a raw partition through its manifest, read and write declared datasets.
+
+Raw lines keep their source file and line number, so a quarantined line can be found again.
+Line numbers come without a second pass: the session reads each raw file as one partition
+(see jobs/session.py), where monotonically_increasing_id() counts rows from 0 in file order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ingestion.landing import partition_path, read_manifest
+from jobs.datasets import PARTITION, Dataset
+from pipeline.errors import PipelineError
+from pipeline.lake import Lake
+from pipeline.logs import event
+
+log = logging.getLogger(__name__)
+
+ROW_BITS = (1 << 33) - 1  # monotonically_increasing_id = partition index << 33 | row within partition
+LINES_SCHEMA = T.StructType([
+    T.StructField("source_file", T.StringType(), False),
+    T.StructField("line_number", T.LongType(), False),
+    T.StructField("value", T.StringType()),
+])
+
+
+class TransformError(PipelineError):
+    """The Spark step cannot produce a trustworthy output for this date."""
+
+
+def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[DataFrame, dict]:
+    """Every line of raw/<entity>/dt=D, as the manifest lists it: (source_file, line_number, value)."""
+    manifest = read_manifest(lake, entity, day)
+    folder = partition_path(entity, day)
+    if manifest is None:
+        raise TransformError(f"{folder} has no _manifest.json: run `igdb-pipeline ingest --date {day}` first")
+    files = manifest["files"]
+    if not files:
+        return spark.createDataFrame([], LINES_SCHEMA), manifest
+    largest = max(f["bytes"] for f in files)
+    split_at = int(str(spark.conf.get("spark.sql.files.maxPartitionBytes")).rstrip("b"))
+    if largest > split_at:
+        raise TransformError(
+            f"{folder}: a raw file of {largest} bytes would be split, which breaks line numbers; "
+            f"raise spark.sql.files.maxPartitionBytes above it (jobs/session.py) or ingest more, smaller ranges"
+        )
+    lines = spark.read.text([lake.uri_of(f"{folder}/{f['name']}") for f in files]).select(
+        F.concat(F.lit(f"{folder}/"), F.element_at(F.split(F.input_file_name(), "/"), -1)).alias("source_file"),
+        ((F.monotonically_increasing_id().bitwiseAND(F.lit(ROW_BITS))) + 1).alias("line_number"),
+        F.col("value"),
+    )
+    return lines, manifest
+
+
+def conform(df: DataFrame, ds: Dataset) -> DataFrame:
+    """Exactly the declared columns, in order, with the declared types; a missing column is a bug."""
+    missing = [c for c in ds.column_names if c not in df.columns]
+    if missing:
+        raise TransformError(f"{ds.rel_path}: the transform did not produce column(s) {', '.join(missing)}")
+    return df.select([F.col(n).cast(t).alias(n) for n, t, _ in ds.columns])
+
+
+def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: int | None = None) -> int:
+    """Replace dt=D of a dataset (dynamic partition overwrite: no other date is touched); row count.
+
+    An empty output still replaces D: Spark's dynamic overwrite would otherwise leave the old
+    rows of D in place, so D's folder is replaced by a schema-only file. Pass `rows` when the
+    caller already knows the count, to save a Spark job.
+    """
+    out = conform(df, ds)
+    if rows is None:
+        out = out.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        if rows is None:
+            rows = out.count()
+        target = lake.uri_of(ds.rel_path)
+        if rows == 0:
+            lake.delete(ds.partition_rel_path(day.isoformat()))
+            out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(ds.partition_rel_path(day.isoformat())))
+        else:
+            shaped = out.repartition(ds.files) if ds.files > 1 else out.coalesce(1)
+            (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
+             .write.mode("overwrite").partitionBy(PARTITION).parquet(target))
+        event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
+        return rows
+    finally:
+        out.unpersist()
+
+
+def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:
+    """One date of a dataset with its declared schema (a missing date is an error, not empty)."""
+    rel = ds.partition_rel_path(day.isoformat())
+    if not lake.list_files(rel):
+        raise TransformError(f"{rel} does not exist: run the step that writes it for {day} first")
+    return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
+
+
+def latest_partition_before(lake: Lake, ds: Dataset, day: dt.date) -> dt.date | None:
+    """The newest dt of a dataset strictly before `day` (the previous catalogue or snapshot)."""
+    days = []
+    for name in lake.list_dirs(ds.rel_path):
+        if name.startswith(f"{PARTITION}="):
+            try:
+                days.append(dt.date.fromisoformat(name.split("=", 1)[1]))
+            except ValueError:
+                continue
+    earlier = [d for d in days if d < day]
+    return max(earlier) if earlier else None

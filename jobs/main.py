@@ -1,0 +1,27 @@
+"""What spark-submit runs (locally, in Docker, on EMR): `jobs/main.py --job <name> --date D [--lake URI]`.
+
+It is the same code as `igdb-pipeline <job>`, with the Spark master left to spark-submit.
+Any other pipeline flag (--env, --conf, --set key=value) passes through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+JOBS = ("transform", "validate", "load")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobs/main.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--job", required=True, choices=JOBS, help="the step to run")
+    args, rest = parser.parse_known_args(argv)
+    from pipeline.cli import main as cli_main
+
+    return cli_main([args.job, *rest, "--set", "spark.master=spark-submit"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Staging tables -> marts. Pure DataFrame functions; definitions documented in the README.
+
+Every ranking breaks ties deterministically (ending with game_id ascending), so a rerun of a
+date produces the same rows in the same ranks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.datasets import BRIDGES, GAME_COLUMNS, POPULARITY_COLUMNS, RANKED_POPULARITY
+
+GAME_COLUMN_NAMES = [name for name, _, _ in GAME_COLUMNS]
+
+# Bayesian prior of the weighted rating: a game needs about this many votes to be trusted.
+PRIOR_VOTES = 50
+MIN_VOTES = 10
+GEM_MIN_RATING = 80.0
+GEM_MIN_VOTES = 5
+GEM_MAX_VISITS_PCT = 0.5
+
+
+def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh: bool) -> DataFrame:
+    """The catalogue as of D: the previous catalogue with D's changed games, latest updated_at wins.
+
+    A full refresh of D is the whole catalogue on its own (games gone from IGDB disappear).
+    On equal updated_at the change of D wins over the previous catalogue.
+    """
+    changes = changes.select(*GAME_COLUMN_NAMES)
+    if full_refresh or previous is None:
+        return changes
+    both = changes.withColumn("_new", F.lit(1)).unionByName(previous.select(*GAME_COLUMN_NAMES)
+                                                            .withColumn("_new", F.lit(0)))
+    order = Window.partitionBy("game_id").orderBy(F.col("updated_at").desc(), F.col("_new").desc())
+    return both.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank", "_new")
+
+
+def _names(ids: Column, names: Mapping[int, str]) -> Column:
+    if not names:
+        return F.array().cast(T.ArrayType(T.StringType()))
+    lookup = F.create_map(*[F.lit(x) for pair in sorted(names.items()) for x in pair])
+    return F.filter(F.transform(ids, lambda i: F.element_at(lookup, i)), lambda n: n.isNotNull())
+
+
+def resolve_names(games: DataFrame, names: Mapping[str, Mapping[int, str]]) -> DataFrame:
+    """Add `<ref>_names` arrays (platforms, genres, ...) next to the id arrays, in id order.
+
+    `names` maps each reference entity to {id: name}; the tables are tiny, so the lookup is a map
+    literal evaluated per row rather than an explode-join-collect (no shuffle of the catalogue).
+    Ids with no name (a reference row missing from D's snapshot) are left out of the names and
+    reported by validation as orphans.
+    """
+    out = games
+    for _, entity, id_col, _ in BRIDGES:
+        stem = id_col.removesuffix("_id")
+        out = out.withColumn(f"{stem}_names", _names(F.col(f"{stem}_ids"), names.get(entity, {})))
+    return out
+
+
+def popularity_fact(popularity: DataFrame, day: dt.date) -> DataFrame:
+    """One row per game for D: each popularity type a named column, plus percentile ranks (0..1)."""
+    wide = (popularity.groupBy("game_id")
+            .pivot("popularity_type", list(POPULARITY_COLUMNS))
+            .agg(F.first("value")))
+    for type_id, column in POPULARITY_COLUMNS.items():
+        wide = wide.withColumnRenamed(str(type_id), column)
+    wide = wide.withColumn("snapshot_date", F.lit(day).cast(T.DateType()))
+    for column in RANKED_POPULARITY:
+        present = F.col(column).isNotNull()
+        ranked = F.percent_rank().over(Window.partitionBy(present).orderBy(F.col(column), F.col("game_id")))
+        wide = wide.withColumn(f"{column}_pct", F.when(present, ranked))
+    return wide
+
+
+def _top(df: DataFrame, day: dt.date, order: list[Column], n: int) -> DataFrame:
+    """The first n rows by `order` (ties end with game_id), ranked 1..n, stamped with D."""
+    ordered = [*order, F.col("game_id").asc()]
+    top = df.orderBy(*ordered).limit(n)
+    return (top.withColumn("rank", F.row_number().over(Window.orderBy(*ordered)))
+            .withColumn("snapshot_date", F.lit(day).cast(T.DateType())))
+
+
+def with_weighted_rating(games: DataFrame) -> DataFrame:
+    """Bayesian average: (v*R + m*C) / (v + m), R the game's total_rating over v votes, C the mean."""
+    rated = F.col("total_rating").isNotNull() & (F.col("total_rating_count") > 0)
+    mean = games.where(rated).agg(F.avg("total_rating").alias("_mean"))
+    v, r = F.col("total_rating_count"), F.col("total_rating")
+    return (games.crossJoin(F.broadcast(mean))
+            .withColumn("weighted_rating", F.when(rated, (v * r + F.lit(PRIOR_VOTES) * F.col("_mean"))
+                                                  / (v + F.lit(PRIOR_VOTES))))
+            .drop("_mean"))
+
+
+def top_rated(catalogue: DataFrame, day: dt.date, n: int) -> DataFrame:
+    candidates = with_weighted_rating(catalogue).where(F.col("total_rating_count") >= MIN_VOTES)
+    return _top(candidates, day, [F.col("weighted_rating").desc(), F.col("total_rating_count").desc()], n)
+
+
+def top_hyped(catalogue: DataFrame, popularity: DataFrame, day: dt.date, n: int) -> DataFrame:
+    """Unreleased games (release date after D) most people want to play."""
+    upcoming = catalogue.where(F.col("first_release_date") > F.lit(day)).select("game_id", "name",
+                                                                                "first_release_date")
+    joined = upcoming.join(popularity.select("game_id", "want_to_play", "visits", "want_to_play_pct"), "game_id")
+    joined = joined.where(F.col("want_to_play").isNotNull()).withColumnRenamed("want_to_play_pct", "hype_score")
+    return _top(joined, day, [F.col("want_to_play").desc(), F.col("visits").desc_nulls_last()], n)
+
+
+def trending_now(catalogue: DataFrame, popularity: DataFrame, previous: DataFrame | None, day: dt.date,
+                 n: int) -> DataFrame:
+    """Released games most played and watched now, lifted by their rise in visits since the last snapshot.
+
+    activity = mean of the present percentiles of playing, 24h peak players and 24h hours watched;
+    momentum = visits percentile now minus at the previous snapshot (0 without one);
+    trend_score = 0.7 * activity + 0.3 * momentum.
+    """
+    released = catalogue.where(F.col("first_release_date") <= F.lit(day)).select("game_id", "name")
+    signals = [F.col(c) for c in ("playing_pct", "peak_players_24h_pct", "hours_watched_24h_pct")]
+    present = sum((F.when(s.isNotNull(), 1).otherwise(0) for s in signals), F.lit(0))
+    total = sum((F.coalesce(s, F.lit(0.0)) for s in signals), F.lit(0.0))
+    now = popularity.select("game_id", "visits_pct", *signals).withColumn(
+        "activity_score", F.when(present > 0, total / present).otherwise(F.lit(0.0)))
+    if previous is not None:
+        now = now.join(previous.select("game_id", F.col("visits_pct").alias("_before")), "game_id", "left")
+    else:
+        now = now.withColumn("_before", F.lit(None).cast(T.DoubleType()))
+    now = now.withColumn("momentum", F.coalesce(F.col("visits_pct") - F.col("_before"), F.lit(0.0)))
+    scored = released.join(now, "game_id").withColumn(
+        "trend_score", F.lit(0.7) * F.col("activity_score") + F.lit(0.3) * F.col("momentum"))
+    return _top(scored, day, [F.col("trend_score").desc(), F.col("activity_score").desc()], n)
+
+
+def hidden_gems(catalogue: DataFrame, popularity: DataFrame, day: dt.date, n: int) -> DataFrame:
+    """Released, rated at least 80 by at least 5 voters, in the less visited half: best weighted first."""
+    rated = with_weighted_rating(catalogue).where(
+        (F.col("first_release_date") <= F.lit(day))
+        & (F.col("total_rating") >= GEM_MIN_RATING)
+        & (F.col("total_rating_count") >= GEM_MIN_VOTES)
+    )
+    quiet = rated.join(popularity.select("game_id", "visits_pct"), "game_id").where(
+        F.col("visits_pct") <= GEM_MAX_VISITS_PCT)
+    return _top(quiet, day, [F.col("weighted_rating").desc(), F.col("total_rating_count").desc()], n)

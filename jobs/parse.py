@@ -1,0 +1,81 @@
+"""Raw lines -> typed records, or a quarantine row with the reason. Nothing is dropped silently.
+
+Reasons, checked in this order:
+  empty line | malformed JSON | not a JSON object | wrong type: <fields> | missing <field> | invalid id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.schemas import CORRUPT, with_corrupt_column
+
+RECORD = "record"
+REASON = "reason"
+
+# Fields without which a record cannot be staged, per entity (id everywhere).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "games": ("id", "updated_at"),
+    "popularity_primitives": ("id", "game_id", "popularity_type"),
+}
+
+
+def _wrong_type_fields(value: Column, schema: T.StructType) -> Column:
+    """Names of the fields whose JSON value does not fit the schema (parsed one field at a time)."""
+    checks = []
+    for field in schema.fields:
+        alone = T.StructType([field, T.StructField(CORRUPT, T.StringType())])
+        parsed = F.from_json(value, alone, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+        checks.append(F.when(parsed[CORRUPT].isNotNull(), F.lit(field.name)))
+    return F.array_join(F.array_compact(F.array(*checks)), ", ")
+
+
+def _reason(value: Column, record: Column, schema: T.StructType, required: Sequence[str]) -> Column:
+    trimmed = F.trim(value)
+    reason = (
+        F.when(value.isNull() | (trimmed == ""), F.lit("empty line"))
+        .when(F.get_json_object(value, "$").isNull(), F.lit("malformed JSON"))
+        .when(~trimmed.startswith("{"), F.lit("not a JSON object"))
+        .when(record[CORRUPT].isNotNull(), F.concat(F.lit("wrong type: "), _wrong_type_fields(value, schema)))
+    )
+    for name in required:
+        reason = reason.when(record[name].isNull(), F.lit(f"missing {name}"))
+    return reason.when(record["id"] <= 0, F.lit("invalid id: not positive"))
+
+
+def parse_lines(lines: DataFrame, schema: T.StructType, required: Sequence[str] = ("id",)) -> DataFrame:
+    """(source_file, line_number, value) -> the same plus `record` (typed struct) and `reason`.
+
+    `value` is kept only on rejected lines: good lines need only their typed record.
+    """
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    parsed = lines.withColumn(RECORD, F.from_json("value", with_corrupt_column(schema), options))
+    parsed = parsed.withColumn(REASON, _reason(F.col("value"), F.col(RECORD), schema, required))
+    return parsed.select(
+        "source_file", "line_number", RECORD, REASON,
+        F.when(F.col(REASON).isNotNull(), F.col("value")).alias("value"),
+    )
+
+
+def valid_records(parsed: DataFrame) -> DataFrame:
+    """The typed fields of lines that passed, with where they came from (for deterministic dedupe)."""
+    record_type = parsed.schema[RECORD].dataType
+    assert isinstance(record_type, T.StructType)
+    fields = [f for f in record_type.fieldNames() if f != CORRUPT]
+    return parsed.where(F.col(REASON).isNull()).select(
+        "source_file", "line_number", *[F.col(f"{RECORD}.{f}").alias(f) for f in fields]
+    )
+
+
+def quarantine_rows(parsed: DataFrame, entity: str) -> DataFrame:
+    return parsed.where(F.col(REASON).isNotNull()).select(
+        F.lit(entity).alias("entity"),
+        "source_file",
+        "line_number",
+        F.coalesce(F.col("value"), F.lit("")).alias("raw_line"),
+        F.col(REASON).alias("reason"),
+    )

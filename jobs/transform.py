@@ -1,0 +1,157 @@
+"""The transform step for a date D: raw -> quarantine + staging + bridges -> marts.
+
+I/O lives here; every transformation is a pure function from jobs.parse, jobs.staging and
+jobs.marts. Counts reconcile per entity: raw lines = staged-or-collapsed + quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ingestion.entities import ENTITIES
+from jobs import marts, staging
+from jobs.datasets import BRIDGES, REFERENCE_COLUMNS, Dataset, Layer, dataset
+from jobs.io import TransformError, latest_partition_before, read_partition, read_raw_lines, write_partition
+from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.schemas import RAW_SCHEMAS
+from pipeline.lake import Lake
+from pipeline.logs import event, log_context
+
+log = logging.getLogger(__name__)
+
+REPORT_PATH = "reports/transform/dt={day}/summary.json"
+
+
+@dataclass(frozen=True)
+class EntityCounts:
+    raw_lines: int  # lines in the raw partition (equal to the manifest's record count)
+    quarantined: int  # lines rejected, each with its reason in quarantine/<entity>/dt=D
+    valid: int  # lines parsed into a record
+    staged: int  # rows in the staging table after keeping one row per key
+
+    @property
+    def collapsed(self) -> int:
+        """Valid lines folded into a newer version of the same key (dedupe, not loss)."""
+        return self.valid - self.staged
+
+
+def _stage(valid: DataFrame, entity: str, day: dt.date) -> tuple[Dataset, DataFrame]:
+    if entity == "games":
+        return dataset(Layer.STAGING, "games"), staging.stage_games(valid)
+    if entity == "popularity_primitives":
+        return dataset(Layer.STAGING, entity), staging.stage_popularity(valid, day)
+    return dataset(Layer.STAGING, f"ref_{entity}"), staging.stage_reference(valid, entity)
+
+
+def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[EntityCounts, dict]:
+    """Parse raw/<entity>/dt=D once (cached), write its quarantine and its staging table."""
+    lines, manifest = read_raw_lines(spark, lake, entity, day)
+    parsed = parse_lines(lines, RAW_SCHEMAS[entity], REQUIRED.get(entity, ("id",)))
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        totals = {row["ok"]: row["count"] for row in
+                  parsed.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()}
+        valid, rejected = totals.get(True, 0), totals.get(False, 0)
+        if valid + rejected != manifest["records"]:
+            raise TransformError(f"raw/{entity}/dt={day} holds {valid + rejected} lines but its manifest says "
+                                 f"{manifest['records']}: the partition is damaged, ingest {day} again")
+        write_partition(quarantine_rows(parsed, entity), dataset(Layer.QUARANTINE, entity), lake, day, rejected)
+        target, staged = _stage(valid_records(parsed), entity, day)
+        staged_rows = write_partition(staged, target, lake, day)
+    finally:
+        parsed.unpersist()
+    counts = EntityCounts(valid + rejected, rejected, valid, staged_rows)
+    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed)
+    if rejected:
+        event(log, f"{entity}: {rejected} line(s) quarantined, see quarantine/{entity}/dt={day}", logging.WARNING)
+    return counts, manifest
+
+
+def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, int]:
+    """Bridge tables of D's games, to staging and (the same rows) to marts for the loader."""
+    games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
+    rows = {}
+    try:
+        for table, _, id_column, _ in BRIDGES:
+            pairs = staging.bridge(games, f"{id_column.removesuffix('_id')}_ids", id_column)
+            rows[table] = write_partition(pairs, dataset(Layer.STAGING, table), lake, day)
+            write_partition(read_partition(spark, dataset(Layer.STAGING, table), lake, day),
+                            dataset(Layer.MARTS, table), lake, day)
+    finally:
+        games.unpersist()
+    return rows
+
+
+def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool, top_n: int) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    names: dict[str, dict[int, str]] = {}
+    for entity, columns in REFERENCE_COLUMNS.items():
+        ref = read_partition(spark, dataset(Layer.STAGING, f"ref_{entity}"), lake, day)
+        rows[f"dim_{entity}"] = write_partition(ref, dataset(Layer.MARTS, f"dim_{entity}"), lake, day)
+        id_column = columns[0][0]
+        names[entity] = {r[id_column]: r["name"] for r in ref.select(id_column, "name").collect()
+                         if r["name"] is not None}
+
+    dim_games = dataset(Layer.MARTS, "dim_games")
+    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
+    before = latest_partition_before(lake, dim_games, day)
+    if before is None and not full_refresh:
+        event(log, "no earlier dim_games: the catalogue holds only this date's changed games; "
+                   "run a full refresh to rebuild it", logging.WARNING)
+    previous = read_partition(spark, dim_games, lake, before) if before and not full_refresh else None
+    catalogue = marts.resolve_names(marts.merge_catalogue(previous, changes, full_refresh), names)
+    rows["dim_games"] = write_partition(catalogue, dim_games, lake, day)
+
+    fct = dataset(Layer.MARTS, "fct_game_popularity")
+    popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
+    rows["fct_game_popularity"] = write_partition(marts.popularity_fact(popularity, day), fct, lake, day)
+
+    catalogue = read_partition(spark, dim_games, lake, day).persist()
+    facts = read_partition(spark, fct, lake, day).persist()
+    try:
+        earlier = latest_partition_before(lake, fct, day)
+        previous_facts = read_partition(spark, fct, lake, earlier) if earlier else None
+        for name, frame in (
+            ("mart_top_rated", marts.top_rated(catalogue, day, top_n)),
+            ("mart_top_hyped", marts.top_hyped(catalogue, facts, day, top_n)),
+            ("mart_trending_now", marts.trending_now(catalogue, facts, previous_facts, day, top_n)),
+            ("mart_hidden_gems", marts.hidden_gems(catalogue, facts, day, top_n)),
+        ):
+            rows[name] = write_partition(frame, dataset(Layer.MARTS, name), lake, day)
+    finally:
+        catalogue.unpersist()
+        facts.unpersist()
+    return rows
+
+
+def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 100) -> dict[str, Any]:
+    """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table."""
+    started = time.monotonic()
+    with log_context(step="transform"):
+        entities: dict[str, EntityCounts] = {}
+        full_refresh = False
+        for entity in ENTITIES:
+            entities[entity], manifest = stage_entity(spark, lake, entity, day)
+            if entity == "games":
+                full_refresh = manifest["mode"] == "full"
+        rows = write_bridges(spark, lake, day)
+        rows.update(build_marts(spark, lake, day, full_refresh, top_n))
+        report = {
+            "dt": day.isoformat(),
+            "full_refresh": full_refresh,
+            "entities": {e: {**asdict(c), "collapsed": c.collapsed} for e, c in entities.items()},
+            "rows": rows,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        lake.write_text(REPORT_PATH.format(day=day.isoformat()), json.dumps(report, indent=2) + "\n")
+        event(log, "transform done", seconds=report["seconds"], dim_games=rows["dim_games"])
+    return report
