@@ -1,0 +1,186 @@
+"""The transform step on a real lake: sandbox -> ingest -> transform, two dates and a rerun."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestion.ingest import ingest
+from ingestion.sandbox.generator import GeneratorSpec
+from ingestion.sandbox.server import start_sandbox
+from ingestion.sandbox.store import Store
+from jobs.datasets import DATASETS, Layer, dataset
+from jobs.transform import run_transform
+from pipeline.lake import LocalLake
+from tests.conftest import FAST_LIMITS, settings_for
+
+D1 = dt.date(2026, 11, 19)
+D2 = dt.date(2026, 11, 20)
+
+
+def _files_of(lake: Path, day: dt.date) -> dict[str, str]:
+    """sha256 of every file of every dataset's dt=day partition."""
+    out = {}
+    for ds in DATASETS.values():
+        folder = lake / ds.rel_path / f"dt={day}"
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            out[str(path.relative_to(lake))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _rows(spark, lake: Path, layer: Layer, name: str, day: dt.date) -> list[Any]:
+    return spark.read.parquet(str(lake / layer.value / name / f"dt={day}")).collect()
+
+
+@pytest.fixture(scope="module")
+def two_days(spark, tmp_path_factory) -> dict[str, Any]:
+    """D1 full, then 40 games changed, D2 incremental, then D2 transformed again."""
+    root = tmp_path_factory.mktemp("two-days")
+    lake_dir = root / "lake"
+    sandbox = start_sandbox(Store.generated(GeneratorSpec(games=500, seed=3)), limits=FAST_LIMITS)
+    try:
+        settings = settings_for(sandbox, lake_dir)
+        lake = LocalLake(lake_dir)
+        ingest(settings, D1, "d1")
+        first = run_transform(spark, lake, D1)
+        changed = sandbox.state.store.touch("games", 0, sandbox.state.dice,
+                                            ids=sandbox.state.store.ids("games")[::12])
+        ingest(settings, D2, "d2")
+        second = run_transform(spark, lake, D2)
+        d1_files = _files_of(lake_dir, D1)
+        d2_before = {name: sorted(map(tuple, _rows(spark, lake_dir, Layer.MARTS, name, D2)))
+                     for name in ("dim_games", "game_genres", "mart_top_rated")}
+        rerun = run_transform(spark, lake, D2)
+        return {"lake": lake_dir, "first": first, "second": second, "rerun": rerun, "changed": changed,
+                "d1_files": d1_files, "d2_before": d2_before, "games": sandbox.state.store.records("games")}
+    finally:
+        sandbox.stop()
+
+
+def test_counts_reconcile_for_every_entity(two_days) -> None:
+    for report in (two_days["first"], two_days["second"]):
+        for entity, counts in report["entities"].items():
+            assert counts["raw_lines"] == counts["staged"] + counts["collapsed"] + counts["quarantined"], entity
+            assert counts["quarantined"] == 0
+    assert two_days["first"]["full_refresh"] and not two_days["second"]["full_refresh"]
+    assert two_days["first"]["entities"]["games"]["staged"] == 500
+    # D2 is incremental: only the changed games (and those within the safety margin) are staged
+    assert len(two_days["changed"]) <= two_days["second"]["entities"]["games"]["staged"] < 500
+
+
+def test_catalogue_as_of_d2_holds_every_game_in_its_latest_version(spark, two_days) -> None:
+    lake = two_days["lake"]
+    dim = {r["game_id"]: r for r in _rows(spark, lake, Layer.MARTS, "dim_games", D2)}
+    current = {g["id"]: g for g in two_days["games"]}
+    assert set(dim) == set(current)
+    for game_id in two_days["changed"]:
+        assert int(dim[game_id]["updated_at"].replace(tzinfo=dt.timezone.utc).timestamp()) == \
+            current[game_id]["updated_at"]
+    sample = next(g for g in current.values() if g.get("platforms"))
+    assert dim[sample["id"]]["platform_ids"] == sorted(set(sample["platforms"]))
+    assert len(dim[sample["id"]]["platform_names"]) == len(set(sample["platforms"]))
+
+
+def test_bridges_of_d2_cover_exactly_the_games_staged_on_d2(spark, two_days) -> None:
+    lake = two_days["lake"]
+    staged_ids = {r["game_id"] for r in _rows(spark, lake, Layer.STAGING, "games", D2)}
+    pairs = [(r["game_id"], r["genre_id"]) for r in _rows(spark, lake, Layer.MARTS, "game_genres", D2)]
+    assert len(pairs) == len(set(pairs)) and all(None not in p for p in pairs)
+    assert {g for g, _ in pairs} <= staged_ids
+    current = {g["id"]: g for g in two_days["games"]}
+    expected = {(g, x) for g in staged_ids for x in current[g].get("genres", [])}
+    assert set(pairs) == expected
+
+
+def test_rerun_of_d2_leaves_d1_byte_for_byte_and_reproduces_d2(spark, two_days) -> None:
+    assert _files_of(two_days["lake"], D1) == two_days["d1_files"]
+    assert len(two_days["d1_files"]) > 40
+    for name, rows in two_days["d2_before"].items():
+        assert sorted(map(tuple, _rows(spark, two_days["lake"], Layer.MARTS, name, D2))) == rows, name
+    assert two_days["rerun"]["rows"] == two_days["second"]["rows"]
+
+
+def test_file_counts_stay_sensible(two_days) -> None:
+    for ds in DATASETS.values():
+        folder = two_days["lake"] / ds.rel_path / f"dt={D2}"
+        if folder.is_dir():
+            assert len(list(folder.glob("*.parquet"))) <= ds.files, ds.rel_path
+
+
+def test_marketing_marts_have_rows_and_unique_ranks(spark, two_days) -> None:
+    for name in ("mart_top_rated", "mart_top_hyped", "mart_trending_now", "mart_hidden_gems"):
+        rows = _rows(spark, two_days["lake"], Layer.MARTS, name, D2)
+        assert rows, name
+        assert sorted(r["rank"] for r in rows) == list(range(1, len(rows) + 1)), name
+        assert len({r["game_id"] for r in rows}) == len(rows), name
+        assert {r["snapshot_date"] for r in rows} == {D2}
+
+
+def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_path: Path) -> None:
+    """Hand-made raw games for D3: the same id in two files, and one bad line of each kind."""
+    import shutil
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    d3 = D2 + dt.timedelta(days=1)
+    for entity_dir in (lake_dir / "raw").iterdir():  # every other entity: D2's raw, as D3's
+        shutil.copytree(entity_dir / f"dt={D2}", entity_dir / f"dt={d3}")
+    base = {"name": "x", "updated_at": 1_800_000_000}
+    part0 = [json.dumps({"id": 1, **base, "name": "old"}), json.dumps({"id": 2, **base}), "{broken",
+             json.dumps({"name": "no id", "updated_at": 1})]
+    part1 = [json.dumps({"id": 1, **base, "name": "new", "updated_at": 1_800_000_001}),
+             json.dumps({"id": 3, **base, "rating": "great"}), "", json.dumps({"id": 4, "name": "no stamp"})]
+    folder = lake_dir / "raw" / "games" / f"dt={d3}"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    files = []
+    for name, lines in (("part-00000.jsonl", part0), ("part-00001.jsonl", part1)):
+        data = ("\n".join(lines) + "\n").encode()
+        (folder / name).write_bytes(data)
+        files.append({"name": name, "records": len(lines), "bytes": len(data),
+                      "sha256": hashlib.sha256(data).hexdigest()})
+    (folder / "_manifest.json").write_text(json.dumps({"entity": "games", "dt": str(d3), "mode": "incremental",
+                                                       "records": 8, "files": files}))
+
+    report = run_transform(spark, LocalLake(lake_dir), d3)
+
+    games = report["entities"]["games"]
+    assert games == {"raw_lines": 8, "quarantined": 5, "valid": 3, "staged": 2, "collapsed": 1}
+    staged = {r["game_id"]: r["name"] for r in _rows(spark, lake_dir, Layer.STAGING, "games", d3)}
+    assert staged == {1: "new", 2: "x"}
+    quarantine = {(r["source_file"].rsplit("/", 1)[-1], r["line_number"]): r["reason"]
+                  for r in _rows(spark, lake_dir, Layer.QUARANTINE, "games", d3)}
+    assert quarantine == {
+        ("part-00000.jsonl", 3): "malformed JSON",
+        ("part-00000.jsonl", 4): "missing id",
+        ("part-00001.jsonl", 2): "wrong type: rating",
+        ("part-00001.jsonl", 3): "empty line",
+        ("part-00001.jsonl", 4): "missing updated_at",
+    }
+    # across dates: D3's catalogue is D2's with game 1 and 2 replaced by their newer versions
+    dim = {r["game_id"]: r["name"] for r in _rows(spark, lake_dir, Layer.MARTS, "dim_games", d3)}
+    before = {r["game_id"] for r in _rows(spark, lake_dir, Layer.MARTS, "dim_games", D2)}
+    assert set(dim) == before | {1, 2} and dim[1] == "new" and dim[2] == "x"
+    # a later clean rerun of D3 must not keep D3's old quarantine rows
+    (folder / "part-00000.jsonl").write_bytes((json.dumps({"id": 1, **base}) + "\n").encode())
+    (folder / "part-00001.jsonl").unlink()
+    (folder / "_manifest.json").write_text(json.dumps({"entity": "games", "dt": str(d3), "mode": "incremental",
+                                                       "records": 1, "files": [{"name": "part-00000.jsonl",
+                                                                                "records": 1, "bytes": 10}]}))
+    run_transform(spark, LocalLake(lake_dir), d3)
+    assert _rows(spark, lake_dir, Layer.QUARANTINE, "games", d3) == []
+    assert dataset(Layer.QUARANTINE, "games").column_names == [
+        "entity", "source_file", "line_number", "raw_line", "reason"]
+
+
+def test_a_missing_or_damaged_raw_partition_stops_with_a_clear_error(spark, two_days, tmp_path: Path) -> None:
+    from jobs.io import TransformError
+
+    with pytest.raises(TransformError, match=r"raw/platforms/dt=2030-01-01 has no _manifest.json: run "
+                                             r"`igdb-pipeline ingest --date 2030-01-01` first"):
+        run_transform(spark, LocalLake(two_days["lake"]), dt.date(2030, 1, 1))
