@@ -9,7 +9,7 @@ DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run ingest sandbox test test-fast lint typecheck bench bench-ingest clean
+.PHONY: help setup lock run ingest transform sandbox test lint typecheck bench bench-ingest bench-transform clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,7 +51,13 @@ typecheck: $(STAMP) ## mypy
 bench-ingest: $(STAMP) ## ingestion throughput vs the API rate ceiling (100k games)
 	$(BIN)/python -m bench.bench_ingest
 
-bench: bench-ingest ## every benchmark
+bench-transform: $(STAMP) ## Spark transform vs DuckDB doing the same work (350k games)
+	$(BIN)/python -m bench.bench_transform
+
+transform: $(STAMP) ## the Spark jobs for DATE on local Spark
+	$(BIN)/igdb-pipeline transform --date $(DATE)
+
+bench: bench-ingest bench-transform ## every benchmark
 
 clean: ## remove the local lake, data dir and caches (not .venv)
 	rm -rf lake .data reports .pytest_cache .ruff_cache .mypy_cache bench/out

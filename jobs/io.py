@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ingestion.landing import partition_path, read_manifest
-from jobs.datasets import PARTITION, Dataset
+from jobs.datasets import PARTITION, Dataset, Layer
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event
@@ -83,9 +83,10 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: 
         target = lake.uri_of(ds.rel_path)
         if rows == 0:
             lake.delete(ds.partition_rel_path(day.isoformat()))
-            out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(ds.partition_rel_path(day.isoformat())))
+            if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
+                out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(ds.partition_rel_path(day.isoformat())))
         else:
-            shaped = out.repartition(ds.files) if ds.files > 1 else out.coalesce(1)
+            shaped = out.coalesce(ds.files)  # no extra shuffle: the transforms already shuffled by key
             (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
              .write.mode("overwrite").partitionBy(PARTITION).parquet(target))
         event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
@@ -95,11 +96,24 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: 
 
 
 def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:
-    """One date of a dataset with its declared schema (a missing date is an error, not empty)."""
+    """One date of a dataset with its declared schema (a missing date is an error, not empty,
+    except for quarantine, where no folder means no rejected line)."""
     rel = ds.partition_rel_path(day.isoformat())
+    if ds.layer is Layer.QUARANTINE and not lake.list_files(rel):
+        return spark.createDataFrame([], ds.schema)
     if not lake.list_files(rel):
         raise TransformError(f"{rel} does not exist: run the step that writes it for {day} first")
     return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
+
+
+def copy_partition(source: Dataset, target: Dataset, lake: Lake, day: dt.date, rows: int) -> int:
+    """Publish the files of one dataset's dt=D as another's: for marts identical to a staging table."""
+    if source.column_names != target.column_names:
+        raise TransformError(f"{target.rel_path} cannot be a copy of {source.rel_path}: the columns differ")
+    lake.copy_partition(source.partition_rel_path(day.isoformat()), target.partition_rel_path(day.isoformat()),
+                        f"copy-{day}")
+    event(log, f"wrote {target.rel_path}/dt={day} (copy of {source.rel_path})", rows=rows)
+    return rows
 
 
 def latest_partition_before(lake: Lake, ds: Dataset, day: dt.date) -> dt.date | None:

@@ -81,7 +81,8 @@ def _top(df: DataFrame, day: dt.date, order: list[Column], n: int) -> DataFrame:
     """The first n rows by `order` (ties end with game_id), ranked 1..n, stamped with D."""
     ordered = [*order, F.col("game_id").asc()]
     top = df.orderBy(*ordered).limit(n)
-    return (top.withColumn("rank", F.row_number().over(Window.orderBy(*ordered)))
+    # n rows at most: one window partition is right here (the literal silences Spark's warning)
+    return (top.withColumn("rank", F.row_number().over(Window.partitionBy(F.lit(0)).orderBy(*ordered)))
             .withColumn("snapshot_date", F.lit(day).cast(T.DateType())))
 
 

@@ -35,12 +35,17 @@ def _wrong_type_fields(value: Column, schema: T.StructType) -> Column:
 
 
 def _reason(value: Column, record: Column, schema: T.StructType, required: Sequence[str]) -> Column:
-    trimmed = F.trim(value)
+    """Null for a good line. The costly checks (a second JSON parse) run only on lines Spark
+    already flagged: from_json gives no record for a blank line and fills the corrupt-record
+    column for malformed JSON, a non-object and a wrong-typed field alike."""
+    corrupt_reason = (
+        F.when(F.get_json_object(value, "$").isNull(), F.lit("malformed JSON"))
+        .when(~F.ltrim(value).startswith("{"), F.lit("not a JSON object"))
+        .otherwise(F.concat(F.lit("wrong type: "), _wrong_type_fields(value, schema)))
+    )
     reason = (
-        F.when(value.isNull() | (trimmed == ""), F.lit("empty line"))
-        .when(F.get_json_object(value, "$").isNull(), F.lit("malformed JSON"))
-        .when(~trimmed.startswith("{"), F.lit("not a JSON object"))
-        .when(record[CORRUPT].isNotNull(), F.concat(F.lit("wrong type: "), _wrong_type_fields(value, schema)))
+        F.when(record.isNull(), F.lit("empty line"))
+        .when(record[CORRUPT].isNotNull(), corrupt_reason)
     )
     for name in required:
         reason = reason.when(record[name].isNull(), F.lit(f"missing {name}"))

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,15 +21,27 @@ from pyspark.sql import functions as F
 from ingestion.entities import ENTITIES
 from jobs import marts, staging
 from jobs.datasets import BRIDGES, REFERENCE_COLUMNS, Dataset, Layer, dataset
-from jobs.io import TransformError, latest_partition_before, read_partition, read_raw_lines, write_partition
-from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.io import (
+    TransformError,
+    copy_partition,
+    latest_partition_before,
+    read_partition,
+    read_raw_lines,
+    write_partition,
+)
+from jobs.parse import REASON, RECORD, REQUIRED, parse_lines, quarantine_rows, valid_records
 from jobs.schemas import RAW_SCHEMAS
 from pipeline.lake import Lake
-from pipeline.logs import event, log_context
+from pipeline.logs import bind_context, current_context, event, log_context
 
 log = logging.getLogger(__name__)
 
 REPORT_PATH = "reports/transform/dt={day}/summary.json"
+
+STAGING_THREADS = 3
+
+# The key of each entity's staging table, in raw field names (the dedupe key).
+STAGING_KEYS: dict[str, tuple[str, ...]] = {"popularity_primitives": ("game_id", "popularity_type")}
 
 
 @dataclass(frozen=True)
@@ -58,15 +71,18 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
     parsed = parse_lines(lines, RAW_SCHEMAS[entity], REQUIRED.get(entity, ("id",)))
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        totals = {row["ok"]: row["count"] for row in
-                  parsed.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()}
-        valid, rejected = totals.get(True, 0), totals.get(False, 0)
+        key = [F.col(f"{RECORD}.{k}") for k in STAGING_KEYS.get(entity, ("id",))]
+        totals = {row["ok"]: (row["lines"], row["keys"]) for row in
+                  parsed.groupBy(F.col(REASON).isNull().alias("ok"))
+                  .agg(F.count(F.lit(1)).alias("lines"), F.countDistinct(*key).alias("keys")).collect()}
+        (valid, distinct_keys), (rejected, _) = totals.get(True, (0, 0)), totals.get(False, (0, 0))
         if valid + rejected != manifest["records"]:
             raise TransformError(f"raw/{entity}/dt={day} holds {valid + rejected} lines but its manifest says "
                                  f"{manifest['records']}: the partition is damaged, ingest {day} again")
         write_partition(quarantine_rows(parsed, entity), dataset(Layer.QUARANTINE, entity), lake, day, rejected)
         target, staged = _stage(valid_records(parsed), entity, day)
-        staged_rows = write_partition(staged, target, lake, day)
+        # staging keeps one row per key: its row count is the number of distinct valid keys
+        staged_rows = write_partition(staged, target, lake, day, distinct_keys)
     finally:
         parsed.unpersist()
     counts = EntityCounts(valid + rejected, rejected, valid, staged_rows)
@@ -77,26 +93,31 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
 
 
 def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, int]:
-    """Bridge tables of D's games, to staging and (the same rows) to marts for the loader."""
+    """Bridge tables of D's games, to staging and (the same files) to marts for the loader."""
     games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
-    rows = {}
+    columns = {table: f"{id_column.removesuffix('_id')}_ids" for table, _, id_column, _ in BRIDGES}
     try:
+        # the id arrays are clean sets, so a bridge has exactly as many rows as its array elements
+        sizes = games.agg(*[F.coalesce(F.sum(F.size(c)), F.lit(0)).alias(t) for t, c in columns.items()]).collect()[0]
+        rows = {}
         for table, _, id_column, _ in BRIDGES:
-            pairs = staging.bridge(games, f"{id_column.removesuffix('_id')}_ids", id_column)
-            rows[table] = write_partition(pairs, dataset(Layer.STAGING, table), lake, day)
-            write_partition(read_partition(spark, dataset(Layer.STAGING, table), lake, day),
-                            dataset(Layer.MARTS, table), lake, day)
+            pairs = staging.bridge(games, columns[table], id_column)
+            rows[table] = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
+            copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, rows[table])
     finally:
         games.unpersist()
     return rows
 
 
-def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool, top_n: int) -> dict[str, int]:
+def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool, top_n: int,
+                staged: dict[str, EntityCounts]) -> dict[str, int]:
     rows: dict[str, int] = {}
     names: dict[str, dict[int, str]] = {}
     for entity, columns in REFERENCE_COLUMNS.items():
-        ref = read_partition(spark, dataset(Layer.STAGING, f"ref_{entity}"), lake, day)
-        rows[f"dim_{entity}"] = write_partition(ref, dataset(Layer.MARTS, f"dim_{entity}"), lake, day)
+        source = dataset(Layer.STAGING, f"ref_{entity}")
+        rows[f"dim_{entity}"] = copy_partition(source, dataset(Layer.MARTS, f"dim_{entity}"), lake, day,
+                                               staged[entity].staged)
+        ref = read_partition(spark, source, lake, day)
         id_column = columns[0][0]
         names[entity] = {r[id_column]: r["name"] for r in ref.select(id_column, "name").collect()
                          if r["name"] is not None}
@@ -138,13 +159,20 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
     started = time.monotonic()
     with log_context(step="transform"):
         entities: dict[str, EntityCounts] = {}
-        full_refresh = False
-        for entity in ENTITIES:
-            entities[entity], manifest = stage_entity(spark, lake, entity, day)
-            if entity == "games":
-                full_refresh = manifest["mode"] == "full"
+        context = current_context()
+
+        def stage(entity: str) -> tuple[EntityCounts, dict]:
+            bind_context({**context, "entity": entity})
+            return stage_entity(spark, lake, entity, day)
+
+        # Spark runs jobs from several threads at once: the small reference entities are mostly
+        # per-job overhead, which overlaps with the large entities' work this way.
+        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage") as pool:
+            staged = dict(zip(ENTITIES, pool.map(stage, ENTITIES), strict=True))
+        entities = {entity: counts for entity, (counts, _) in staged.items()}
+        full_refresh = staged["games"][1]["mode"] == "full"
         rows = write_bridges(spark, lake, day)
-        rows.update(build_marts(spark, lake, day, full_refresh, top_n))
+        rows.update(build_marts(spark, lake, day, full_refresh, top_n, entities))
         report = {
             "dt": day.isoformat(),
             "full_refresh": full_refresh,

@@ -90,6 +90,17 @@ class Lake(ABC):
     def staged_partition(self, rel: str, run_id: str) -> Iterator[Path]:
         """Yield an empty local folder; on normal exit its files replace `rel` atomically."""
 
+    def copy_partition(self, src_rel: str, dst_rel: str, run_id: str) -> list[str]:
+        """Publish a copy of one partition's files as another partition (atomically, like any
+        partition); hidden files (checksums) are left out. The names of the files copied."""
+        names = [n for n in self.list_files(src_rel) if not n.startswith((".", "_"))]
+        with self.staged_partition(dst_rel, run_id) as folder:
+            for name in names:
+                data = self.read_bytes(f"{src_rel}/{name}")
+                assert data is not None, f"{src_rel}/{name} vanished during the copy"
+                (folder / name).write_bytes(data)
+        return names
+
     def read_text(self, rel: str) -> str | None:
         data = self.read_bytes(rel)
         return None if data is None else data.decode("utf-8")
