@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ingestion.entities import ENTITIES
 from pipeline.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -164,16 +165,7 @@ class Setting:
         return self.key.replace(".", "_")
 
 
-ALL_ENTITIES = (
-    "games",
-    "platforms",
-    "genres",
-    "themes",
-    "game_modes",
-    "player_perspectives",
-    "popularity_types",
-    "popularity_primitives",
-)
+ALL_ENTITIES = tuple(ENTITIES)  # the ingestion declarations are the one list of entities
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("igdb.client_id", None, optional_str, "IGDB_CLIENT_ID",

@@ -15,20 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ingestion.entities import ENTITIES
 from ingestion.sandbox.apicalypse import And, Comparison, Expr, Query, apply_query, compile_expr, project
 from ingestion.sandbox.faults import FaultDice
 from ingestion.sandbox.generator import GeneratorSpec, generate_dataset
 
-ENTITY_NAMES = (
-    "games",
-    "platforms",
-    "genres",
-    "themes",
-    "game_modes",
-    "player_perspectives",
-    "popularity_types",
-    "popularity_primitives",
-)
+ENTITY_NAMES = tuple(ENTITIES)  # the sandbox serves what ingestion asks for
 
 
 def _conjuncts(expr: Expr | None) -> Iterable[Expr]:
