@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from pyspark.sql import SparkSession
 
 # Each raw JSONL file is read as one partition (no split), which gives exact line numbers
@@ -16,6 +19,7 @@ REQUIRED_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.json.enablePartialResults": "true",  # a wrong-typed field is named in the reason
     "spark.sql.parquet.compression.codec": "snappy",
+    "spark.sql.debug.maxToStringFields": "200",  # games have 30 fields: no truncation warnings
 }
 
 
@@ -23,9 +27,14 @@ def build_session(app_name: str, master: str | None = None, shuffle_partitions: 
                   driver_memory: str | None = None) -> SparkSession:
     """A session with the pipeline's settings. Under spark-submit (EMR) pass no master: the
     cluster's wins; locally the master and memory come from the pipeline settings."""
-    builder = SparkSession.builder.appName(app_name)
+    # progress bars only for a person watching a terminal; in files (EMR, CI, JSON logs) they garble lines
+    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress",
+                                                            str(sys.stderr.isatty()).lower())
     if master:
-        builder = builder.master(master).config("spark.ui.enabled", "false")
+        # a local session talks to itself only: loopback, no UI port
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = (builder.master(master).config("spark.ui.enabled", "false")
+                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     if driver_memory:
         builder = builder.config("spark.driver.memory", driver_memory)
     if shuffle_partitions:
