@@ -20,6 +20,8 @@ REQUIRED_CONF = {
     "spark.sql.json.enablePartialResults": "true",  # a wrong-typed field is named in the reason
     "spark.sql.parquet.compression.codec": "snappy",
     "spark.sql.debug.maxToStringFields": "200",  # games have 30 fields: no truncation warnings
+    # free text is unique per row: a dictionary attempt on it is wasted work (about 8% at 350k games)
+    **{f"spark.hadoop.parquet.enable.dictionary#{column}": "false" for column in ("summary", "storyline")},
 }
 
 
