@@ -38,11 +38,11 @@ def igdb_client(settings: Settings) -> Iterator[IGDBClient]:
     """A client for the configured IGDB, or for a sandbox started here when no credentials are set."""
     retry = RetryPolicy(settings.igdb_max_attempts, settings.igdb_backoff_base_seconds,
                         settings.igdb_backoff_max_seconds)
-    limits = dict(per_second=settings.igdb_rate_limit_per_second, max_in_flight=settings.igdb_max_in_flight,
+    client_options = dict(per_second=settings.igdb_rate_limit_per_second, max_in_flight=settings.igdb_max_in_flight,
                   margin=settings.igdb_rate_margin, retry=retry, timeout=settings.igdb_request_timeout_seconds)
     if not settings.uses_sandbox:
         client = IGDBClient.build(settings.igdb_api_url, settings.igdb_token_url, settings.igdb_client_id,
-                                  settings.igdb_client_secret, **limits)
+                                  settings.igdb_client_secret, **client_options)
         try:
             yield client
         finally:
@@ -59,7 +59,7 @@ def igdb_client(settings: Settings) -> Iterator[IGDBClient]:
     event(log, "no IGDB credentials set: using the built-in IGDB sandbox", url=sandbox.url,
           games=settings.sandbox_games, seed=settings.sandbox_seed)
     client = IGDBClient.build(sandbox.api_url, sandbox.token_url, sandbox.state.client_id,
-                              sandbox.state.client_secret, **limits)
+                              sandbox.state.client_secret, **client_options)
     try:
         yield client
     finally:

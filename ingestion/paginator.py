@@ -20,7 +20,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -103,8 +102,7 @@ class KeysetFetcher:
 
     def __init__(self, client: IGDBClient, endpoint: str, fields: tuple[str, ...], where: str | None, *,
                  scratch: Path, page_size: int = 500, ranges: int = 1, retry_rounds: int = 3,
-                 round_pause: float = 2.0, progress_seconds: float = 5.0,
-                 on_page: Callable[[], None] | None = None) -> None:
+                 round_pause: float = 2.0, progress_seconds: float = 5.0) -> None:
         self.client = client
         self.endpoint = endpoint
         self.fields = fields if "id" in fields else ("id", *fields)
@@ -115,7 +113,6 @@ class KeysetFetcher:
         self.retry_rounds = retry_rounds
         self.round_pause = round_pause
         self.progress_seconds = progress_seconds
-        self.on_page = on_page
         self._lock = threading.Lock()
         self._all: list[_Range] = []
         self._queue: list[_Range] = []
@@ -229,8 +226,6 @@ class KeysetFetcher:
         # only this range's walker writes its file, so the write needs no lock
         rng.write([(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
                    for r in kept])
-        if self.on_page is not None:
-            self.on_page()
         self._maybe_report()
 
     def _maybe_report(self) -> None:

@@ -256,9 +256,6 @@ class Settings:
                 found.append(password)
         return found
 
-    def with_overrides(self, **values: Any) -> Settings:
-        return Settings({**self.values, **values}, self.sources)
-
     def describe(self) -> dict[str, str]:
         """Effective settings for `--help`-style display, secrets masked."""
         shown = {}
