@@ -80,15 +80,15 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: 
     try:
         if rows is None:
             rows = out.count()
-        target = lake.uri_of(ds.rel_path)
+        partition = ds.partition_rel_path(day.isoformat())
         if rows == 0:
-            lake.delete(ds.partition_rel_path(day.isoformat()))
+            lake.delete(partition)
             if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
-                out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(ds.partition_rel_path(day.isoformat())))
+                out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
         else:
             shaped = out.coalesce(ds.files)  # no extra shuffle: the transforms already shuffled by key
             (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
-             .write.mode("overwrite").partitionBy(PARTITION).parquet(target))
+             .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
         event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
         return rows
     finally:
@@ -99,9 +99,9 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
     """One date of a dataset with its declared schema (a missing date is an error, not empty,
     except for quarantine, where no folder means no rejected line)."""
     rel = ds.partition_rel_path(day.isoformat())
-    if ds.layer is Layer.QUARANTINE and not lake.list_files(rel):
-        return spark.createDataFrame([], ds.schema)
     if not lake.list_files(rel):
+        if ds.layer is Layer.QUARANTINE:
+            return spark.createDataFrame([], ds.schema)
         raise TransformError(f"{rel} does not exist: run the step that writes it for {day} first")
     return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
 

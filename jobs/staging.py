@@ -10,6 +10,14 @@ from pyspark.sql import functions as F
 
 from jobs.datasets import BRIDGES, REFERENCE_IDS
 
+# The dedupe key of each entity's staging table, in raw field names. The transform counts distinct
+# values of it to know the staged row count without another pass, so it must be this one list.
+DEDUPE_KEYS: dict[str, tuple[str, ...]] = {"popularity_primitives": ("game_id", "popularity_type")}
+
+
+def dedupe_key(entity: str) -> list[str]:
+    return list(DEDUPE_KEYS.get(entity, ("id",)))
+
 
 def latest_per_key(df: DataFrame, key: Sequence[str], newest_first: Sequence[Column]) -> DataFrame:
     """Keep one row per key: the first by `newest_first`, ties broken by the later file and line."""
@@ -39,7 +47,7 @@ def epoch_to_date(column: str) -> Column:
 
 def stage_games(valid: DataFrame) -> DataFrame:
     """One row per game id (latest updated_at), epoch seconds as dates/timestamps, id sets as arrays."""
-    latest = latest_per_key(valid, ["id"], [F.col("updated_at").desc_nulls_last()])
+    latest = latest_per_key(valid, dedupe_key("games"), [F.col("updated_at").desc_nulls_last()])
     return latest.select(
         F.col("id").alias("game_id"),
         "name",
@@ -73,7 +81,7 @@ def bridge(games: DataFrame, ids_column: str, id_column: str) -> DataFrame:
 
 def stage_reference(valid: DataFrame, entity: str) -> DataFrame:
     """A reference snapshot (platforms, genres, ...): one row per id, IGDB names kept."""
-    latest = latest_per_key(valid, ["id"], [F.col("updated_at").desc_nulls_last()])
+    latest = latest_per_key(valid, dedupe_key(entity), [F.col("updated_at").desc_nulls_last()])
     renames = {"id": REFERENCE_IDS[entity], "platform_family": "platform_family_id"}
     out = latest.drop("source_file", "line_number")
     for old, new in renames.items():
@@ -84,7 +92,7 @@ def stage_reference(valid: DataFrame, entity: str) -> DataFrame:
 
 def stage_popularity(valid: DataFrame, day: dt.date) -> DataFrame:
     """The day's popularity values keyed (game_id, popularity_type, snapshot_date)."""
-    latest = latest_per_key(valid, ["game_id", "popularity_type"],
+    latest = latest_per_key(valid, dedupe_key("popularity_primitives"),
                             [F.col("calculated_at").desc_nulls_last(), F.col("updated_at").desc_nulls_last(),
                              F.col("id").desc()])
     return latest.select(

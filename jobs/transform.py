@@ -40,9 +40,6 @@ REPORT_PATH = "reports/transform/dt={day}/summary.json"
 
 STAGING_THREADS = 3
 
-# The key of each entity's staging table, in raw field names (the dedupe key).
-STAGING_KEYS: dict[str, tuple[str, ...]] = {"popularity_primitives": ("game_id", "popularity_type")}
-
 
 @dataclass(frozen=True)
 class EntityCounts:
@@ -71,7 +68,7 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
     parsed = parse_lines(lines, RAW_SCHEMAS[entity], REQUIRED.get(entity, ("id",)))
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        key = [F.col(f"{RECORD}.{k}") for k in STAGING_KEYS.get(entity, ("id",))]
+        key = [F.col(f"{RECORD}.{k}") for k in staging.dedupe_key(entity)]
         totals = {row["ok"]: (row["lines"], row["keys"]) for row in
                   parsed.groupBy(F.col(REASON).isNull().alias("ok"))
                   .agg(F.count(F.lit(1)).alias("lines"), F.countDistinct(*key).alias("keys")).collect()}
