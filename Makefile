@@ -9,7 +9,8 @@ DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run ingest transform sandbox test lint typecheck bench bench-ingest bench-transform clean
+.PHONY: help setup lock run ingest transform validate sandbox test browser lint typecheck bench bench-ingest \
+        bench-transform bench-validate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,8 +40,14 @@ run: $(STAMP) ## the whole pipeline for DATE on embedded defaults (or your setti
 sandbox: $(STAMP) ## serve the IGDB sandbox on 127.0.0.1:8788
 	$(BIN)/igdb-pipeline sandbox
 
-test: $(STAMP) lint typecheck ## lint, type-check, then the whole test suite (real HTTP, files, moto S3)
+test: $(STAMP) browser lint typecheck ## lint, type-check, then the whole test suite (real HTTP, files, moto S3)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+browser: ## Debian's chromium, which renders the validation report in a test (installed once, needs apt)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check pipeline ingestion jobs tests bench
@@ -57,7 +64,13 @@ bench-transform: $(STAMP) ## Spark transform vs DuckDB doing the same work (350k
 transform: $(STAMP) ## the Spark jobs for DATE on local Spark
 	$(BIN)/igdb-pipeline transform --date $(DATE)
 
-bench: bench-ingest bench-transform ## every benchmark
+validate: $(STAMP) ## the validation gate for DATE (report in lake/reports/validation/dt=DATE/)
+	$(BIN)/igdb-pipeline validate --date $(DATE)
+
+bench-validate: $(STAMP) ## validation of every output vs the transform time (350k games)
+	$(BIN)/python -m bench.bench_validate
+
+bench: bench-ingest bench-transform bench-validate ## every benchmark
 
 clean: ## remove the local lake, data dir and caches (not .venv)
 	rm -rf lake .data reports .pytest_cache .ruff_cache .mypy_cache bench/out

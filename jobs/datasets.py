@@ -1,8 +1,9 @@
 """One declaration per output dataset: name, layer, schema, key, and how it is loaded.
 
 The same declaration drives the writer (path, partition, exact columns and types, file count),
-the validation suite (key unique and not null, exact column set) and the PostgreSQL upsert
-(conflict key, newer-wins column, replace-the-set bridges, replace-the-date time series).
+the validation suite (jobs/suites.py: key unique and not null, exact column set and types, plus
+the value rules declared here in `checks`) and the PostgreSQL upsert (conflict key, newer-wins
+column, replace-the-set bridges, replace-the-date time series).
 """
 
 from __future__ import annotations
@@ -29,6 +30,60 @@ class LoadKind(StrEnum):
     REPLACE_DATE = "replace_date"  # time series: the snapshot date's rows are replaced
 
 
+class Severity(StrEnum):
+    """A critical failure blocks the load; a warning is reported and does not (GX's own levels)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Between:
+    """Every non-null value of these columns lies in [low, high] (None: open on that side)."""
+
+    columns: tuple[str, ...]
+    low: float | None
+    high: float | None
+    severity: Severity = Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class NotInFuture:
+    """Timestamps the source stamped when something happened: none may lie after the check runs."""
+
+    columns: tuple[str, ...]
+    severity: Severity = Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class IsRunDate:
+    """A date column that must equal the partition's date D (the snapshot a row belongs to)."""
+
+    columns: tuple[str, ...]
+    severity: Severity = Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class References:
+    """Every value of `column` exists in `target_column` of dataset `target` ("layer/name") for D."""
+
+    column: str
+    target: str
+    target_column: str
+    severity: Severity = Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class NotNull:
+    """Nullable in the schema, yet a missing value deserves attention (a warning by default)."""
+
+    columns: tuple[str, ...]
+    severity: Severity = Severity.WARNING
+
+
+Check = Between | NotInFuture | IsRunDate | References | NotNull
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -40,6 +95,8 @@ class Dataset:
     load: LoadKind | None = None
     version_column: str | None = None  # newer-wins comparison for UPSERT_NEWER
     parent_key: str | None = None  # REPLACE_SET: the column whose set is replaced
+    checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
+    min_rows: int = 0  # marts must not be empty: an empty mart would blank the served table
 
     @property
     def schema(self) -> T.StructType:
@@ -149,52 +206,89 @@ _MART_HEAD = (_c("snapshot_date", _date, False), _c("rank", _int, False), _c("ga
               _c("name", _str))
 
 
+_RATINGS = ("rating", "aggregated_rating", "total_rating")
+_COUNTS = ("rating_count", "aggregated_rating_count", "total_rating_count", "keyword_count", "screenshot_count",
+           "website_count")
+GAME_CHECKS: tuple[Check, ...] = (
+    Between(_RATINGS, 0, 100),
+    Between(_COUNTS, 0, None),
+    NotInFuture(("updated_at",)),  # not first_release_date: upcoming games have future release dates
+    NotNull(("name",)),
+)
+_PERCENTILES = tuple(f"{col}_pct" for col in RANKED_POPULARITY)
+_MART_CHECKS: tuple[Check, ...] = (
+    IsRunDate(("snapshot_date",)),
+    Between(("rank",), 1, None),
+    References("game_id", "marts/dim_games", "game_id"),
+)
+
+
 def _datasets() -> dict[str, Dataset]:
     out: list[Dataset] = [
         Dataset("games", Layer.STAGING, GAME_COLUMNS, ("game_id",),
-                "one row per game id seen on D, latest updated_at wins", files=2),
+                "one row per game id seen on D, latest updated_at wins", files=2, checks=GAME_CHECKS),
         Dataset("popularity_primitives", Layer.STAGING,
                 (_c("game_id", _long, False), _c("popularity_type", _int, False), _c("snapshot_date", _date, False),
                  _c("value", _dbl), _c("external_popularity_source", _int), _c("calculated_at", _ts)),
-                ("game_id", "popularity_type", "snapshot_date"), "the day's popularity values, typed", files=2),
+                ("game_id", "popularity_type", "snapshot_date"), "the day's popularity values, typed", files=2,
+                checks=(IsRunDate(("snapshot_date",)), Between(("value",), 0, None), NotInFuture(("calculated_at",)),
+                        References("popularity_type", "staging/ref_popularity_types", "popularity_type_id",
+                                   Severity.WARNING))),
         Dataset("dim_games", Layer.MARTS, (*GAME_COLUMNS, *NAME_COLUMNS), ("game_id",),
                 "the whole catalogue as of D, reference names resolved", files=2,
-                load=LoadKind.UPSERT_NEWER, version_column="updated_at"),
+                load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=GAME_CHECKS, min_rows=1),
         Dataset("fct_game_popularity", Layer.MARTS,
                 (_c("snapshot_date", _date, False), _c("game_id", _long, False),
                  *(_c(col, _dbl) for col in POPULARITY_COLUMNS.values()),
-                 *(_c(f"{col}_pct", _dbl) for col in RANKED_POPULARITY)),
+                 *(_c(col, _dbl) for col in _PERCENTILES)),
                 ("game_id", "snapshot_date"), "one row per game per D, types pivoted, percentile ranks",
-                load=LoadKind.REPLACE_DATE),
+                load=LoadKind.REPLACE_DATE, min_rows=1,
+                checks=(IsRunDate(("snapshot_date",)), Between(tuple(POPULARITY_COLUMNS.values()), 0, None),
+                        Between(_PERCENTILES, 0, 1),
+                        # popularity also covers games the catalogue has not seen yet (before a full refresh)
+                        References("game_id", "marts/dim_games", "game_id", Severity.WARNING))),
         Dataset("mart_top_rated", Layer.MARTS,
                 (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
                  _c("weighted_rating", _dbl, False)),
-                ("snapshot_date", "game_id"), "best rated games, Bayesian-weighted", load=LoadKind.REPLACE_DATE),
+                ("snapshot_date", "game_id"), "best rated games, Bayesian-weighted", load=LoadKind.REPLACE_DATE,
+                min_rows=1, checks=(*_MART_CHECKS, Between(("total_rating", "weighted_rating"), 0, 100),
+                                    Between(("total_rating_count",), 0, None))),
         Dataset("mart_top_hyped", Layer.MARTS,
                 (*_MART_HEAD, _c("first_release_date", _date), _c("want_to_play", _dbl), _c("visits", _dbl),
                  _c("hype_score", _dbl, False)),
-                ("snapshot_date", "game_id"), "most anticipated unreleased games", load=LoadKind.REPLACE_DATE),
+                ("snapshot_date", "game_id"), "most anticipated unreleased games", load=LoadKind.REPLACE_DATE,
+                min_rows=1, checks=(*_MART_CHECKS, Between(("want_to_play", "visits"), 0, None),
+                                    Between(("hype_score",), 0, 1))),
         Dataset("mart_trending_now", Layer.MARTS,
                 (*_MART_HEAD, _c("activity_score", _dbl, False), _c("momentum", _dbl, False),
                  _c("trend_score", _dbl, False)),
                 ("snapshot_date", "game_id"), "released games most played and watched now, and rising",
-                load=LoadKind.REPLACE_DATE),
+                load=LoadKind.REPLACE_DATE, min_rows=1,
+                checks=(*_MART_CHECKS, Between(("activity_score",), 0, 1), Between(("momentum",), -1, 1))),
         Dataset("mart_hidden_gems", Layer.MARTS,
                 (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
                  _c("visits_pct", _dbl), _c("weighted_rating", _dbl, False)),
-                ("snapshot_date", "game_id"), "highly rated games few people visit", load=LoadKind.REPLACE_DATE),
+                ("snapshot_date", "game_id"), "highly rated games few people visit", load=LoadKind.REPLACE_DATE,
+                min_rows=1, checks=(*_MART_CHECKS, Between(("total_rating", "weighted_rating"), 0, 100),
+                                    Between(("total_rating_count",), 0, None), Between(("visits_pct",), 0, 1))),
     ]
     for entity, columns in REFERENCE_COLUMNS.items():
-        out.append(Dataset(f"ref_{entity}", Layer.STAGING, columns, (columns[0][0],), f"{entity} snapshot of D"))
+        ref_checks = (NotInFuture(("updated_at",)), NotNull(("name",)))
+        out.append(Dataset(f"ref_{entity}", Layer.STAGING, columns, (columns[0][0],), f"{entity} snapshot of D",
+                           checks=ref_checks))
         out.append(Dataset(f"dim_{entity}", Layer.MARTS, columns, (columns[0][0],), f"{entity} as of D",
-                           load=LoadKind.UPSERT_NEWER, version_column="updated_at"))
+                           load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=ref_checks, min_rows=1))
     for bridge, entity, id_column, _ in BRIDGES:
         columns = (_c("game_id", _long, False), _c(id_column, _long, False))
         out.append(Dataset(bridge, Layer.STAGING, columns, ("game_id", id_column),
-                           f"game to {entity}, for the games seen on D"))
+                           f"game to {entity}, for the games seen on D",
+                           checks=(References("game_id", "staging/games", "game_id"),
+                                   References(id_column, f"staging/ref_{entity}", id_column))))
         out.append(Dataset(bridge, Layer.MARTS, columns, ("game_id", id_column),
                            f"game to {entity}: the full set for each game seen on D",
-                           load=LoadKind.REPLACE_SET, parent_key="game_id"))
+                           load=LoadKind.REPLACE_SET, parent_key="game_id", min_rows=1,
+                           checks=(References("game_id", "marts/dim_games", "game_id"),
+                                   References(id_column, f"marts/dim_{entity}", id_column))))
     from ingestion.entities import ENTITIES
 
     for entity in ENTITIES:
@@ -208,6 +302,21 @@ DATASETS = _datasets()
 
 def dataset(layer: Layer, name: str) -> Dataset:
     return DATASETS[f"{layer.value}/{name}"]
+
+
+def _check_references() -> None:
+    """A reference to an undeclared dataset or column is a typo: fail at import, not at 3 a.m."""
+    for ds in DATASETS.values():
+        known = set(ds.column_names)
+        for check in ds.checks:
+            named = (check.column,) if isinstance(check, References) else check.columns
+            if unknown := set(named) - known:
+                raise AssertionError(f"{ds.rel_path}: checks name unknown column(s) {sorted(unknown)}")
+            if isinstance(check, References) and check.target_column not in DATASETS[check.target].column_names:
+                raise AssertionError(f"{ds.rel_path}: {check.target} has no column {check.target_column}")
+
+
+_check_references()
 
 
 MARTS = [d for d in DATASETS.values() if d.layer is Layer.MARTS]

@@ -35,6 +35,9 @@ def build_session(app_name: str, master: str | None = None, shuffle_partitions: 
     if master:
         # a local session talks to itself only: loopback, no UI port
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (the load's COPY per partition) run this interpreter, which has the project
+        # (PySpark reads the variable, not spark.pyspark.python, when it starts its workers)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (builder.master(master).config("spark.ui.enabled", "false")
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     if driver_memory:

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from ingestion.entities import ENTITIES
 from jobs import marts, staging
-from jobs.datasets import BRIDGES, REFERENCE_COLUMNS, Dataset, Layer, dataset
+from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Dataset, Layer, dataset
 from jobs.io import (
     TransformError,
     copy_partition,
@@ -54,12 +54,19 @@ class EntityCounts:
         return self.valid - self.staged
 
 
+def staging_table(entity: str) -> str:
+    """The staging table ("staging/<name>") a raw entity lands in: reference snapshots are ref_<entity>."""
+    name = entity if entity in ("games", "popularity_primitives") else f"ref_{entity}"
+    return dataset(Layer.STAGING, name).rel_path
+
+
 def _stage(valid: DataFrame, entity: str, day: dt.date) -> tuple[Dataset, DataFrame]:
+    target = DATASETS[staging_table(entity)]
     if entity == "games":
-        return dataset(Layer.STAGING, "games"), staging.stage_games(valid)
+        return target, staging.stage_games(valid)
     if entity == "popularity_primitives":
-        return dataset(Layer.STAGING, entity), staging.stage_popularity(valid, day)
-    return dataset(Layer.STAGING, f"ref_{entity}"), staging.stage_reference(valid, entity)
+        return target, staging.stage_popularity(valid, day)
+    return target, staging.stage_reference(valid, entity)
 
 
 def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[EntityCounts, dict]:
@@ -176,6 +183,7 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
             "entities": {e: {**asdict(c), "collapsed": c.collapsed} for e, c in entities.items()},
             "rows": rows,
             "seconds": round(time.monotonic() - started, 2),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         }
         lake.write_text(REPORT_PATH.format(day=day.isoformat()), json.dumps(report, indent=2) + "\n")
         event(log, "transform done", seconds=report["seconds"], dim_games=rows["dim_games"])

@@ -76,13 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     _date_arg(transform)
     transform.set_defaults(handler=_cmd_transform)
 
-    for name, text, issue in (
-        ("validate", "validate staging tables and marts of a date with Great Expectations", 6),
-        ("load", "upsert the validated marts of a date into PostgreSQL", 7),
-    ):
-        step = sub.add_parser(name, parents=[common], help=text, description=text)
-        _date_arg(step)
-        step.set_defaults(handler=_not_yet(name, issue))
+    validate = sub.add_parser(
+        "validate", parents=[common], help="check every staging table and mart of a date with Great Expectations",
+        description="Run the expectation suites built from jobs/datasets.py on every staging table and mart of D, "
+                    "check references across them and that raw = staged + collapsed + quarantined per entity. "
+                    "Writes reports/validation/dt=D/index.html and summary.json in the lake. Exit 3 when a "
+                    "critical expectation fails (the load must not run); warnings are reported only.")
+    _date_arg(validate)
+    validate.add_argument("--only", metavar="LAYER/NAME,...",
+                          help="check only these outputs (e.g. marts/dim_games), to re-check one after a fix; "
+                               "a partial validation never clears the load")
+    validate.set_defaults(handler=_cmd_validate)
+
+    load = sub.add_parser(
+        "load", parents=[common], help="upsert the validated marts of a date into PostgreSQL",
+        description="Upsert every mart of D into PostgreSQL (DATABASE_URL, else an embedded server under data_dir): "
+                    "COPY into a staging table, then one transaction per mart (INSERT ... ON CONFLICT; bridges "
+                    "replace each game's set; time series replace D's rows; older dates never overwrite newer "
+                    "rows). Refuses (exit 3) unless D passed a complete validation; exit 4 while another load "
+                    "of D runs.")
+    _date_arg(load)
+    load.set_defaults(handler=_cmd_load)
 
     run = sub.add_parser("run", parents=[common], help="ingest, transform, validate and load one date",
                          description="Run every step for a date, resuming at the first step not done.")
@@ -142,7 +156,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise NotImplementedStep("'run --catchup' is not built yet (issue #8); give --date YYYY-MM-DD")
     _cmd_ingest(argparse.Namespace(date=args.date, entities=None, full_refresh=False), settings)
     _cmd_transform(args, settings)
-    raise NotImplementedStep("ingest and transform are done; validate and load are not built yet (issues #6, #7)")
+    _cmd_validate(args, settings)
+    _cmd_load(args, settings)
+    return ExitCode.OK
 
 
 def spark_session(settings: Settings, app_name: str) -> Any:
@@ -170,6 +186,62 @@ def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
               f"quarantined {counts['quarantined']:>5}  collapsed {counts['collapsed']:>5}")
     for table, rows in report["rows"].items():
         print(f"  {table:<26} {rows:>9} rows")
+    return ExitCode.OK
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.validation import run_validation
+    from pipeline.config import name_list
+    from pipeline.lake import open_lake
+
+    run_id = new_run_id()
+    with log_context(run_id=run_id, dt=args.date.isoformat()), \
+            _ledger(settings, args.date, "validate", run_id) as record:
+        spark = spark_session(settings, f"igdb-validate-{args.date}")
+        only = name_list(args.only) if getattr(args, "only", None) else None
+        summary = run_validation(spark, open_lake(settings.lake_uri), args.date, run_id,
+                                 settings.validation_max_quarantine_share, only=only)
+        record.rows_in = sum(summary["rows"].values())
+        record.details = {"expectations": summary["expectations"], "warnings": summary["warned"],
+                          "complete": summary["complete"], "report": summary["report"]}
+    scope = "" if summary["complete"] else f" (only {', '.join(only or [])})"
+    print(f"validated dt={args.date}{scope}: passed, {summary['expectations']} expectations in "
+          f"{summary['seconds']}s, {summary['warnings']} warning(s) (run {run_id})")
+    for warned in summary["warned"]:
+        print(f"  warning: {warned['suite']}: {warned['description']} ({warned['unexpected_count']} unexpected)")
+    print(f"  report: {summary['report']}")
+    return ExitCode.OK
+
+
+def database_url(settings: Settings) -> str:
+    from pipeline.database import resolve_url
+
+    return resolve_url(settings.database_url, settings.data_dir)
+
+
+def _ledger(settings: Settings, day: dt.date, step: str, run_id: str) -> Any:
+    from pipeline.ledger import ledger_step
+
+    return ledger_step(database_url(settings), settings.database_schema, day, step, run_id)
+
+
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.load import run_load
+    from pipeline.lake import open_lake
+
+    run_id = new_run_id()
+    url = database_url(settings)
+    with log_context(run_id=run_id, dt=args.date.isoformat()), \
+            _ledger(settings, args.date, "load", run_id) as record:
+        spark = spark_session(settings, f"igdb-load-{args.date}")
+        result = run_load(spark, open_lake(settings.lake_uri), args.date, url, settings.database_schema,
+                          settings.load_on_empty)
+        record.rows_in = sum(m["rows"] for m in result["marts"].values())
+        record.rows_out = sum(m["changed"] for m in result["marts"].values())
+        record.details = {"marts": result["marts"]}
+    print(f"loaded dt={args.date} into schema {settings.database_schema} in {result['seconds']}s (run {run_id})")
+    for name, counts in result["marts"].items():
+        print(f"  {name:<26} {counts['rows']:>9} rows  {counts['changed']:>9} changed")
     return ExitCode.OK
 
 

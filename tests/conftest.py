@@ -103,3 +103,36 @@ def spark():
     session = build_session("igdb-pipeline-tests", master="local[2]", shuffle_partitions=2, driver_memory="2g")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory) -> Iterator[str]:
+    """A real PostgreSQL for the session: DATABASE_URL when set, else pgserver's, started here."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_schema(pg_url) -> Iterator[str]:
+    """A fresh schema name per test (the tests share one server); dropped afterwards."""
+    import uuid
+
+    import psycopg2
+    from psycopg2 import sql
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    conn = psycopg2.connect(pg_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    finally:
+        conn.close()

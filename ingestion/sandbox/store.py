@@ -151,6 +151,18 @@ class Store:
                     changed.append(record["id"])
             return changed
 
+    def update(self, entity: str, record_id: int, **fields: Any) -> dict[str, Any]:
+        """Edit one record as an IGDB editor would: new field values and a new updated_at."""
+        with self._lock:
+            pos = bisect.bisect_left(self._ids[entity], record_id)
+            records = self._records[entity]
+            if pos >= len(records) or records[pos]["id"] != record_id:
+                raise KeyError(f"{entity} has no id {record_id}")
+            record = {**records[pos], **fields}
+            record["updated_at"] = max(int(time.time()), int(records[pos].get("updated_at", 0)) + 1)
+            records[pos] = record
+            return record
+
     def create(self, entity: str, dice: FaultDice) -> int | None:
         """A new record appears above the current max id (a game added while a client pages)."""
         with self._lock:

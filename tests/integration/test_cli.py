@@ -108,9 +108,15 @@ def test_ingest_without_credentials_uses_the_builtin_sandbox(tmp_path: Path) -> 
 
 
 def test_steps_not_built_yet_say_so_with_their_own_exit_code(tmp_path: Path) -> None:
-    result = run_cli("validate", "--date", DAY.isoformat(), cwd=tmp_path)
+    result = run_cli("load", "--date", DAY.isoformat(), cwd=tmp_path)
     assert result.returncode == 5
     assert "not built yet" in result.stderr
+
+
+def test_validate_before_transform_names_the_missing_step(tmp_path: Path) -> None:
+    result = run_cli("validate", "--date", DAY.isoformat(), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"run `igdb-pipeline transform --date {DAY}` before validating" in result.stderr
 
 
 def test_transform_before_ingest_names_the_missing_step(tmp_path: Path) -> None:

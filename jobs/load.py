@@ -1,0 +1,139 @@
+"""The load step for a date D: the validated marts of D into PostgreSQL, idempotently.
+
+Per mart: executors COPY their Spark partitions into an UNLOGGED staging table (nothing is
+collected on the driver), then one transaction moves the rows into the mart's table with the
+statements of jobs/warehouse.py and drops the staging table. A crash before the commit leaves
+the mart as it was; after it, as loaded. A per-date advisory lock keeps two loads of D apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs.datasets import Dataset
+from jobs.io import read_partition
+from jobs.pgcopy import copy_partition
+from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
+from jobs.validation import REPORT_DIR as VALIDATION_REPORT_DIR
+from jobs.warehouse import LOADED, SOURCE_DT, copy_statement, drop_stage, ensure_schema, stage_ddl, upsert_statements
+from pipeline.database import connection
+from pipeline.errors import ExitCode, PipelineError
+from pipeline.lake import Lake
+from pipeline.logs import event, log_context
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 0x1CDB  # first key of pg_advisory_lock(int, int): "igdb load"; the second is D's day number
+
+
+class LoadRefused(PipelineError):
+    """D has not passed a complete validation of its current outputs: nothing is loaded."""
+
+    exit_code = ExitCode.VALIDATION
+
+
+class LoadBusy(PipelineError):
+    exit_code = ExitCode.BUSY
+
+
+class LoadError(PipelineError):
+    """The load could not complete; every mart committed before is whole, the others untouched."""
+
+
+def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
+    """The validation summary of D, if it passed, covered every output and matches the current transform."""
+    text = lake.read_text(f"{VALIDATION_REPORT_DIR.format(day=day.isoformat())}/summary.json")
+    if text is None:
+        raise LoadRefused(f"dt={day} has not been validated: run `igdb-pipeline validate --date {day}` first")
+    summary: dict[str, Any] = json.loads(text)
+    if not summary.get("passed"):
+        raise LoadRefused(f"dt={day} failed validation ({summary.get('critical_failures')} critical failure(s)): "
+                          f"nothing is loaded; see {VALIDATION_REPORT_DIR.format(day=day.isoformat())}/index.html")
+    if not summary.get("complete"):
+        raise LoadRefused(f"the last validation of dt={day} was partial (--only): run a full "
+                          f"`igdb-pipeline validate --date {day}` before loading")
+    transform = json.loads(lake.read_text(TRANSFORM_REPORT.format(day=day.isoformat())) or "{}")
+    if transform.get("finished_at") != summary.get("transform_finished_at"):
+        raise LoadRefused(f"dt={day} was transformed again after its validation: validate {day} again first")
+    return summary
+
+
+@contextmanager
+def date_lock(conn: Any, day: dt.date) -> Iterator[None]:
+    """A session-level advisory lock for D, or LoadBusy naming the holder."""
+    key = (LOCK_NAMESPACE, day.toordinal())
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        if not cur.fetchone()[0]:
+            cur.execute("SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
+                        "USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s", key)
+            holder = cur.fetchone()
+            who = f" (PostgreSQL backend pid {holder[0]}, connected since {holder[2]:%Y-%m-%d %H:%M:%S})" \
+                if holder else ""
+            raise LoadBusy(f"another load of dt={day} is running{who}: wait for it, or end that session")
+    try:
+        yield
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
+              expected_rows: int) -> dict[str, int]:
+    """Stage, then one transaction: the mart's table becomes D's content per its load kind."""
+    began = time.monotonic()
+    with conn, conn.cursor() as cur:
+        cur.execute(stage_ddl(ds, schema, day))
+    try:
+        statement = copy_statement(ds, schema, day).as_string(conn)
+        frame = read_partition(spark, ds, lake, day).withColumn(SOURCE_DT, F.lit(day))
+        staged = int(sum(frame.rdd.mapPartitions(lambda rows: copy_partition(rows, url, statement)).collect()))
+        if staged != expected_rows:
+            raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
+        changed = 0
+        with conn, conn.cursor() as cur:  # one transaction: all of this mart's changes, or none
+            for upsert in upsert_statements(ds, schema, day):
+                cur.execute(upsert, {"day": day})
+                changed += max(cur.rowcount, 0)
+            cur.execute(drop_stage(ds, schema, day))
+    except BaseException:
+        with conn, conn.cursor() as cur:
+            cur.execute(drop_stage(ds, schema, day))
+        raise
+    event(log, f"loaded {ds.name}", rows=staged, changed=changed, seconds=round(time.monotonic() - began, 2))
+    return {"rows": staged, "changed": changed}
+
+
+def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail"
+             ) -> dict[str, Any]:
+    """Load every mart of D; returns rows and changed rows per mart."""
+    started = time.monotonic()
+    with log_context(step="load"):
+        summary = require_validated(lake, day)
+        rows = summary["rows"]
+        with connection(url) as conn:
+            with date_lock(conn, day):
+                ensure_schema(conn, schema)
+                empty = [ds.rel_path for ds in LOADED if int(rows.get(ds.rel_path, 0)) == 0]
+                if empty and on_empty == "fail":
+                    raise LoadError(f"{', '.join(empty)} empty for dt={day}: nothing was loaded (an empty mart never "
+                                    f"deletes rows; set load.on_empty=skip to load the others)")
+                loaded: dict[str, dict[str, int]] = {}
+                for ds in LOADED:
+                    if ds.rel_path in empty:
+                        event(log, f"{ds.name}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
+                        continue
+                    loaded[ds.name] = load_mart(spark, lake, conn, ds, day, url, schema, int(rows[ds.rel_path]))
+        result = {"dt": day.isoformat(), "marts": loaded, "seconds": round(time.monotonic() - started, 2)}
+        event(log, "load done", marts=len(loaded), rows=sum(m["rows"] for m in loaded.values()),
+              changed=sum(m["changed"] for m in loaded.values()), seconds=result["seconds"])
+    return result

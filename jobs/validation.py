@@ -1,0 +1,418 @@
+"""The validation gate for a date D: every staging table and mart, checked with Great Expectations.
+
+Reads each output of D as written (the files' own schema, not the declared one, so a type drift
+shows), appends an orphan_* column per declared reference (a join with the target), runs its
+suite (jobs/suites.py), then the count reconciliation per raw entity. The outcome is a summary (JSON and HTML under
+reports/validation/dt=D/) and a verdict: any failed critical expectation blocks the load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ingestion.entities import ENTITIES
+from ingestion.landing import read_manifest
+from jobs.datasets import MARTS, STAGING, Dataset, Layer, Severity, dataset
+from jobs.suites import (
+    RECONCILIATION,
+    RECONCILIATION_KEY,
+    columns_read,
+    dataset_suite,
+    narrowed,
+    orphan_column,
+    reconciliation_suite,
+    references,
+)
+from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
+from jobs.transform import staging_table
+from jobs.validation_report import render_html
+from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.lake import Lake
+from pipeline.logs import bind_context, current_context, event, log_context
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "reports/validation/dt={day}"
+SAMPLES = 5  # unexpected values shown per failed expectation
+VALIDATION_THREADS = 3  # GX's Python work on one dataset overlaps Spark's work on another
+
+
+class ValidationFailed(PipelineError):
+    """A critical expectation failed: the load must not run. Carries the summary for the ledger."""
+
+    exit_code = ExitCode.VALIDATION
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class MissingInput(PipelineError):
+    """Validation needs the transform's outputs and report for D."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's verdict, in the words an operator reads in the report."""
+
+    suite: str
+    expectation: str
+    description: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    samples: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return not self.success and self.severity == Severity.CRITICAL.value
+
+
+def _plain(value: Any) -> Any:
+    """Spark/GX values as JSON: dates as ISO text, rows as dicts."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _outcome(suite: str, result: Any) -> Outcome:
+    config, found = result.expectation_config, result.result or {}
+    exception = result.exception_info or {}
+    raised = exception.get("raised_exception") if isinstance(exception, dict) else False
+    samples = found.get("partial_unexpected_index_list") or found.get("partial_unexpected_list") or []
+    return Outcome(
+        suite=suite,
+        expectation=config.type,
+        description=config.description or config.type,
+        column=config.kwargs.get("column"),
+        severity=str(getattr(config.severity, "value", config.severity)),
+        success=bool(result.success),
+        observed=_plain(found.get("observed_value")),
+        unexpected_count=found.get("unexpected_count"),
+        unexpected_percent=found.get("unexpected_percent"),
+        samples=_plain(samples[:SAMPLES]),
+        error=exception.get("exception_message") if raised else None,
+    )
+
+
+class GxRunner:
+    """One ephemeral GX context with a Spark data source; one dataframe asset per suite.
+
+    Each frame is validated twice at most: first every expectation with BOOLEAN_ONLY results,
+    which GX computes in a few bundled aggregations; then only the failed ones again, with
+    SUMMARY results, for sample values and their keys (a filter job per expectation, which
+    clean data never pays for).
+    """
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no phoning home from a batch job
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._lock = threading.Lock()  # the context's stores are plain dicts: register one thing at a time
+        self._local = threading.local()
+
+    def _source(self) -> Any:
+        """A Spark data source per thread: each has its own execution engine and active batch."""
+        if not hasattr(self._local, "source"):
+            self._local.source = self.context.data_sources.add_spark(
+                f"lake-{threading.get_ident()}", persist=False)  # the gate caches exactly what is read
+        return self._local.source
+
+    def _results(self, suite: Any, frame: DataFrame, result_format: Any) -> list[Any]:
+        name = suite.name.replace("/", ".")
+        with self._lock:
+            batch = self._source().add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+            definition = self.context.validation_definitions.add(
+                self._gx.ValidationDefinition(name=name, data=batch, suite=self.context.suites.add(suite)))
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+        return list(result.results)
+
+    def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
+        """Validate `frame`; failed expectations carry up to SAMPLES unexpected rows (with their keys).
+
+        Outcomes come in the suite's order (GX returns its results in an order of its own).
+        """
+        label = suite.name
+        order = [_signature(e.configuration) for e in suite.expectations]
+        results = {_signature(r.expectation_config): r for r in self._results(suite, frame, "BOOLEAN_ONLY")}
+        failed = {i for i, sig in enumerate(order) if not results[sig].success}
+        if failed:
+            detail = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES,
+                      "unexpected_index_column_names": list(index_columns)}
+            for result in self._results(narrowed(suite, failed), frame, detail):
+                results[_signature(result.expectation_config)] = result
+        return [_outcome(label, results[sig]) for sig in order]
+
+
+def _signature(config: Any) -> str:
+    """What identifies an expectation across suites: its type and arguments (not its generated id)."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}
+    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
+
+
+def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> DataFrame | None:
+    """D's files as written, with the dt column from the path; None when the partition is missing."""
+    partition = ds.partition_rel_path(day.isoformat())
+    if not lake.list_files(partition):
+        return None
+    return spark.read.option("basePath", lake.uri_of(ds.rel_path)).parquet(lake.uri_of(partition))
+
+
+def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame]) -> DataFrame:
+    """The frame plus one orphan_<column> per declared reference: the value when the target lacks it.
+
+    `known_ids[(target, column)]` holds the target's distinct values in a column named `_found`,
+    small enough to broadcast (at most the catalogue's game ids), so no side is shuffled.
+    """
+    out = frame
+    for i, ref in enumerate(references(ds)):
+        found = f"_found_{i}"
+        known = F.broadcast(known_ids[(ref.target, ref.target_column)].withColumnRenamed("_found", found))
+        out = (out.join(known, out[ref.column] == known[found], "left")
+               .withColumn(orphan_column(ref), F.when(F.col(found).isNull(), F.col(ref.column)))
+               .drop(found))
+    return out
+
+
+def only_columns_read(frame: DataFrame, read: set[str]) -> DataFrame:
+    """The frame with its exact schema, but columns no expectation reads carried as typed nulls.
+
+    Column names, order and types still come from the files (the schema expectations check
+    those); the bytes of free text no expectation reads (summaries, storylines) are not cached.
+    """
+    return frame.select([F.col(f.name) if f.name in read else F.lit(None).cast(f.dataType).alias(f.name)
+                         for f in frame.schema.fields])
+
+
+RECONCILIATION_SCHEMA = T.StructType([
+    T.StructField("entity", T.StringType(), False),
+    T.StructField("raw_lines", T.LongType(), False),
+    T.StructField("staged", T.LongType(), False),
+    T.StructField("collapsed", T.LongType(), False),
+    T.StructField("quarantined", T.LongType(), False),
+    T.StructField("unaccounted_lines", T.LongType(), False),
+    T.StructField("quarantine_share", T.DoubleType(), False),
+])
+
+
+def reconciliation_rows(raw_lines: int, staged: int, collapsed: int, quarantined: int) -> tuple[int, float]:
+    """(unaccounted lines, quarantine share): what the reconciliation suite checks for one entity."""
+    return raw_lines - staged - collapsed - quarantined, (quarantined / raw_lines if raw_lines else 0.0)
+
+
+@dataclass
+class Gate:
+    """The checks of one date, collected: what ran, what failed, and the verdict."""
+
+    day: dt.date
+    run_id: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def blocking(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.blocking]
+
+    @property
+    def warnings(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success and not o.blocking]
+
+    def summary(self, seconds: float, max_quarantine_share: float) -> dict[str, Any]:
+        suites: dict[str, list[dict[str, Any]]] = {}
+        for o in self.outcomes:
+            suites.setdefault(o.suite, []).append(asdict(o))
+        return {
+            "dt": self.day.isoformat(),
+            "run_id": self.run_id,
+            "passed": not self.blocking,
+            "validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 2),
+            "max_quarantine_share": max_quarantine_share,
+            "expectations": len(self.outcomes),
+            "critical_failures": len(self.blocking),
+            "warnings": len(self.warnings),
+            "failures": [asdict(o) for o in self.blocking],
+            "warned": [asdict(o) for o in self.warnings],
+            "rows": self.rows,
+            "suites": suites,
+        }
+
+
+def _missing(ds: Dataset, day: dt.date, why: str | None = None) -> Outcome:
+    """A suite that could not run fails critically: an unchecked output is never loaded."""
+    return Outcome(suite=ds.rel_path, expectation="partition_exists", description=f"{ds.rel_path}/dt={day} exists",
+                   column=None, severity=Severity.CRITICAL.value, success=False,
+                   error=why or f"no files under {ds.partition_rel_path(day.isoformat())}: run the transform for {day}")
+
+
+def _transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
+    path = TRANSFORM_REPORT.format(day=day.isoformat())
+    text = lake.read_text(path)
+    if text is None:
+        raise MissingInput(f"{path} is missing: run `igdb-pipeline transform --date {day}` before validating")
+    report: dict[str, Any] = json.loads(text)
+    return report
+
+
+def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
+                    frames: dict[str, DataFrame]) -> DataFrame:
+    """Per raw entity: lines in the manifest, rows staged and quarantined as found in the lake, and
+    lines the transform reported folded into a newer version of their key."""
+    rows = []
+    for entity in ENTITIES:
+        manifest = read_manifest(lake, entity, day)
+        if manifest is None:
+            raise MissingInput(f"raw/{entity}/dt={day} has no manifest: ingest {day} first")
+        counted = report["entities"].get(entity, {})
+        rejected = read_output(spark, lake, dataset(Layer.QUARANTINE, entity), day)
+        quarantined = rejected.count() if rejected is not None else 0
+        staged_frame = frames.get(staging_table(entity))
+        staged = staged_frame.count() if staged_frame is not None else 0
+        collapsed = int(counted.get("valid", 0)) - int(counted.get("staged", 0))
+        unaccounted, share = reconciliation_rows(manifest["records"], staged, collapsed, quarantined)
+        rows.append((entity, manifest["records"], staged, collapsed, quarantined, unaccounted, share))
+    return spark.createDataFrame(rows, RECONCILIATION_SCHEMA)
+
+
+def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, DataFrame | None]:
+    """Every staging table and mart of D (None when missing), footers read in parallel."""
+    outputs = (*STAGING, *MARTS)
+    with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="read") as pool:
+        frames = pool.map(lambda ds: read_output(spark, lake, ds, day), outputs)
+        return {ds.rel_path: frame for ds, frame in zip(outputs, frames, strict=True)}
+
+
+@contextmanager
+def _known_ids(frames: dict[str, DataFrame]) -> Iterator[dict[tuple[str, str], DataFrame]]:
+    """The distinct values of every referenced (target, column), cached while the gate runs."""
+    targets = {(r.target, r.target_column) for ds in (*STAGING, *MARTS) for r in references(ds)}
+    known = {(t, c): frames[t].select(F.col(c).alias("_found")).distinct().persist(StorageLevel.MEMORY_AND_DISK)
+             for t, c in sorted(targets) if t in frames}
+    try:
+        yield known
+    finally:
+        for frame in known.values():
+            frame.unpersist()
+
+
+def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: dict[tuple[str, str], DataFrame],
+                      day: dt.date, now: dt.datetime) -> tuple[int, list[Outcome]]:
+    """(rows, outcomes) of one dataset's suite, on a cached frame holding just what GX reads."""
+    began = time.monotonic()
+    suite = dataset_suite(ds, day, now)
+    checked = only_columns_read(with_orphans(frame, ds, known), columns_read(suite))
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)  # GX makes several passes over it
+    try:
+        rows = checked.count()
+        outcomes = runner.run(suite, checked, ds.key)
+    finally:
+        checked.unpersist()
+    event(log, f"validated {ds.rel_path}", rows=rows, failed=sum(not o.success for o in outcomes),
+          seconds=round(time.monotonic() - began, 2))
+    return rows, outcomes
+
+
+def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, max_quarantine_share: float = 0.01,
+                   now: dt.datetime | None = None, only: Collection[str] | None = None) -> dict[str, Any]:
+    """Validate every staging table and mart of D; write the report; return its summary.
+
+    `only` limits the suites to some outputs ("layer/name"), to re-check one after a fix; such a
+    summary says `complete: false`, and only a complete one lets the load run. The count
+    reconciliation always runs. Raises ValidationFailed (exit 3) when a critical expectation
+    failed; warnings never raise.
+    """
+    selected = [ds for ds in (*STAGING, *MARTS) if only is None or ds.rel_path in only]
+    if only is not None and (unknown := sorted(set(only) - {ds.rel_path for ds in (*STAGING, *MARTS)})):
+        raise ConfigError(f"unknown output(s) {', '.join(unknown)}: give layer/name, e.g. marts/dim_games")
+    started = time.monotonic()
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)  # naive UTC, like the session's timestamps
+    gate = Gate(day, run_id)
+    with log_context(step="validate"):
+        report = _transform_report(lake, day)
+        runner = GxRunner()
+        read = _read_outputs(spark, lake, day)
+        frames = {name: frame for name, frame in read.items() if frame is not None}
+        # a dataset whose partition (or a reference target's) is missing cannot run its suite
+        ready = [ds for ds in selected
+                 if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
+        context = current_context()
+
+        def validate(ds: Dataset) -> tuple[int, list[Outcome]]:
+            bind_context(context)
+            return _validate_dataset(runner, ds, frames[ds.rel_path], known, day, now)
+
+        with _known_ids(frames) as known:
+            # largest first, so the many small ones fill the gaps at the end
+            ordered = sorted(ready, key=lambda d: -len(d.columns) * (1 + len(references(d))))
+            with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="validate") as pool:
+                done = dict(zip((d.rel_path for d in ordered), pool.map(validate, ordered), strict=True))
+        for ds in selected:  # the report lists outputs in declaration order
+            if read[ds.rel_path] is None:
+                gate.outcomes.append(_missing(ds, day))
+            elif ds.rel_path in done:
+                gate.rows[ds.rel_path], outcomes = done[ds.rel_path]
+                gate.outcomes.extend(outcomes)
+            else:
+                absent = sorted({r.target for r in references(ds)} - set(frames))
+                gate.outcomes.append(_missing(ds, day, f"its references cannot be checked: {', '.join(absent)} "
+                                                       f"missing for {day}"))
+        gate.outcomes.extend(runner.run(reconciliation_suite(max_quarantine_share),
+                                        _reconciliation(spark, lake, day, report, frames), RECONCILIATION_KEY))
+        summary = gate.summary(time.monotonic() - started, max_quarantine_share)
+        summary["complete"] = only is None
+        summary["transform_finished_at"] = report.get("finished_at")  # the load checks it is still current
+        summary["report"] = _write_report(lake, day, summary)
+        event(log, "validation done", passed=summary["passed"], expectations=summary["expectations"],
+              critical_failures=summary["critical_failures"], warnings=summary["warnings"],
+              seconds=summary["seconds"])
+    if not summary["passed"]:
+        raise ValidationFailed(failure_message(summary), summary)
+    return summary
+
+
+def _write_report(lake: Lake, day: dt.date, summary: dict[str, Any]) -> str:
+    """summary.json and index.html under reports/validation/dt=D/; the page's URI."""
+    folder = REPORT_DIR.format(day=day.isoformat())
+    lake.write_text(f"{folder}/summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    lake.write_text(f"{folder}/index.html", render_html(summary))
+    return lake.uri_of(f"{folder}/index.html")
+
+
+def failure_message(summary: dict[str, Any], shown: int = 5) -> str:
+    """What an operator reads first: how many failed, the first few with samples, where the report is."""
+    failures = summary["failures"]
+    lines = [f"validation of dt={summary['dt']} failed: {len(failures)} critical expectation(s); nothing was loaded."]
+    for f in failures[:shown]:
+        detail = f["error"] or (f"{f['unexpected_count']} unexpected" if f["unexpected_count"] is not None
+                                else f"observed {f['observed']}")
+        sample = f", e.g. {json.dumps(f['samples'][:3], default=str)}" if f["samples"] else ""
+        lines.append(f"  - {f['suite']}: {f['description']} ({detail}{sample})")
+    if len(failures) > shown:
+        lines.append(f"  ... and {len(failures) - shown} more")
+    lines.append(f"  report: {summary.get('report', REPORT_DIR.format(day=summary['dt']))}")
+    return "\n".join(lines)
+
+
+__all__ = ["RECONCILIATION", "ValidationFailed", "failure_message", "run_validation"]

@@ -1,0 +1,175 @@
+"""The PostgreSQL side of the dataset declarations: tables, migrations and upsert statements.
+
+Every loaded mart becomes a table with the mart's columns and types, its key as primary key,
+and `source_dt` (the lake date a row came from), which lets an older date's reload lose against
+what a newer date wrote. All SQL is composed with psycopg2.sql: identifiers are quoted, values
+are parameters, never formatted into the text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from psycopg2 import sql
+from pyspark.sql import types as T
+
+from jobs.datasets import MARTS, Dataset, LoadKind
+from pipeline.ledger import ledger_ddl
+
+SOURCE_DT = "source_dt"
+
+LOADED = [ds for ds in MARTS if ds.load is not None]
+
+
+def pg_type(kind: T.DataType) -> str:
+    """The PostgreSQL type of a Spark type (timestamps are UTC instants)."""
+    if isinstance(kind, T.ArrayType):
+        return f"{pg_type(kind.elementType)}[]"
+    mapping = {T.LongType: "bigint", T.IntegerType: "integer", T.DoubleType: "double precision",
+               T.StringType: "text", T.DateType: "date", T.TimestampType: "timestamptz", T.BooleanType: "boolean"}
+    for spark_type, name in mapping.items():
+        if isinstance(kind, spark_type):
+            return name
+    raise TypeError(f"no PostgreSQL type for {kind.simpleString()}")
+
+
+def _table(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def _names(columns: list[str], prefix: str | None = None) -> sql.Composed:
+    if prefix is None:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    return sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(prefix), sql.Identifier(c)) for c in columns)
+
+
+def _column_defs(ds: Dataset) -> list[tuple[str, str, bool]]:
+    return [*((n, pg_type(t), nullable) for n, t, nullable in ds.columns), (SOURCE_DT, "date", False)]
+
+
+def table_ddl(ds: Dataset, schema: str) -> sql.Composed:
+    """CREATE TABLE (and the parent index of a bridge) for a table that does not exist yet."""
+    definitions = [sql.SQL("{} {}{}").format(sql.Identifier(n), sql.SQL(kind), sql.SQL("" if nullable else " NOT NULL"))
+                   for n, kind, nullable in _column_defs(ds)]
+    statements = [sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+        _table(schema, ds.name), sql.SQL(", ").join(definitions), _names(list(ds.key)))]
+    if ds.parent_key:  # bridges are replaced per parent: find a parent's rows without a scan
+        statements.append(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{ds.name}_{ds.parent_key}_idx"), _table(schema, ds.name), sql.Identifier(ds.parent_key)))
+    return sql.SQL(";\n").join(statements)
+
+
+def add_columns_ddl(ds: Dataset, schema: str, present: set[str]) -> sql.Composed | None:
+    """ALTER TABLE ADD COLUMN for declared columns the table lacks (a migration: nothing is dropped).
+
+    Only when something is missing: ALTER TABLE locks the table against readers, even as a no-op.
+    """
+    missing = [(n, kind) for n, kind, _ in _column_defs(ds) if n not in present]
+    if not missing:
+        return None
+    return sql.SQL("ALTER TABLE {} {}").format(_table(schema, ds.name), sql.SQL(", ").join(
+        sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(kind)) for n, kind in missing))
+
+
+def ensure_schema(conn: Any, schema: str) -> None:
+    """Create or migrate everything the load needs, in one transaction; idempotent and lock-light:
+    an existing table is only inspected, and altered only when a declared column is missing."""
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        cur.execute(ledger_ddl(schema))
+        for ds in LOADED:
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                        "AND table_name = %s", (schema, ds.name))
+            present = {row[0] for row in cur.fetchall()}
+            if not present:
+                cur.execute(table_ddl(ds, schema))
+            elif (migration := add_columns_ddl(ds, schema, present)) is not None:
+                cur.execute(migration)
+
+
+def stage_name(ds: Dataset, day: dt.date) -> str:
+    """The per-date staging table the executors COPY into (one load of a date at a time: the lock)."""
+    return f"_load_{ds.name}_{day:%Y%m%d}"
+
+
+def stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    """A fresh UNLOGGED copy of the target's columns: bulk COPY lands here, outside the transaction."""
+    stage = _table(schema, stage_name(ds, day))
+    return sql.SQL("DROP TABLE IF EXISTS {stage}; CREATE UNLOGGED TABLE {stage} "
+                   "(LIKE {target} INCLUDING DEFAULTS)").format(stage=stage, target=_table(schema, ds.name))
+
+
+def drop_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema, stage_name(ds, day)))
+
+
+def copy_statement(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(_table(schema, stage_name(ds, day)),
+                                                      _names([*ds.column_names, SOURCE_DT]))
+
+
+def _changed(ds: Dataset, target: str = "t") -> sql.Composed:
+    """The stored row differs from the incoming one in some mart column (source_dt aside)."""
+    return sql.SQL("({}) IS DISTINCT FROM ({})").format(_names(ds.column_names, target),
+                                                        _names(ds.column_names, "excluded"))
+
+
+def _insert(ds: Dataset, schema: str, day: dt.date, where: sql.Composable, on_conflict: sql.Composable
+            ) -> sql.Composed:
+    columns = [*ds.column_names, SOURCE_DT]
+    return sql.SQL("INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} s WHERE {where} "
+                   "ON CONFLICT ({key}) {action}").format(
+        target=_table(schema, ds.name), cols=_names(columns), stage=_table(schema, stage_name(ds, day)),
+        where=where, key=_names(list(ds.key)), action=on_conflict)
+
+
+def _set_all(ds: Dataset) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                              for c in [*ds.column_names, SOURCE_DT] if c not in ds.key)
+
+
+def _key_match(ds: Dataset, left: str, right: str) -> sql.Composed:
+    return sql.SQL(" AND ").join(sql.SQL("{}.{} = {}.{}").format(sql.Identifier(left), sql.Identifier(k),
+                                                                 sql.Identifier(right), sql.Identifier(k))
+                                 for k in ds.key)
+
+
+def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Composed]:
+    """The statements that move a staged mart into its table, per load kind; run in one transaction.
+
+    Each touches only rows that change, so a rerun of the same date writes nothing.
+    """
+    target, stage = _table(schema, ds.name), _table(schema, stage_name(ds, day))
+    if ds.load is LoadKind.UPSERT_NEWER:
+        version = sql.Identifier(ds.version_column or "updated_at")
+        newer = sql.SQL(
+            "(t.{v} IS NULL AND excluded.{v} IS NOT NULL) OR excluded.{v} > t.{v} "
+            "OR (excluded.{v} IS NOT DISTINCT FROM t.{v} AND excluded.{sdt} >= t.{sdt} AND {changed})"
+        ).format(v=version, sdt=sql.Identifier(SOURCE_DT), changed=_changed(ds))
+        return [_insert(ds, schema, day, sql.SQL("TRUE"),
+                        sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), newer))]
+    if ds.load is LoadKind.REPLACE_SET:
+        parent = sql.Identifier(ds.parent_key or ds.key[0])
+        # a parent whose stored set came from a later date keeps it: an older reload loses
+        fresh = sql.SQL("NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = {alias}.{p} AND n.{sdt} > %(day)s)")
+        gone = sql.SQL(
+            "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {stage} s WHERE {fresh_s}) "
+            "AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
+        ).format(target=target, p=parent, stage=stage, match=_key_match(ds, "s", "t"),
+                 fresh_s=fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
+                                      sdt=sql.Identifier(SOURCE_DT)))
+        add = _insert(ds, schema, day,
+                      fresh.format(target=target, p=parent, alias=sql.Identifier("s"), sdt=sql.Identifier(SOURCE_DT)),
+                      sql.SQL("DO UPDATE SET {sdt} = excluded.{sdt} WHERE t.{sdt} < excluded.{sdt}").format(
+                          sdt=sql.Identifier(SOURCE_DT)))
+        return [gone, add]
+    if ds.load is LoadKind.REPLACE_DATE:
+        snapshot = sql.Identifier("snapshot_date")
+        gone = sql.SQL("DELETE FROM {target} t WHERE t.{d} = %(day)s AND NOT EXISTS "
+                       "(SELECT 1 FROM {stage} s WHERE {match})").format(
+            target=target, d=snapshot, stage=stage, match=_key_match(ds, "s", "t"))
+        add = _insert(ds, schema, day, sql.SQL("TRUE"),
+                      sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _changed(ds)))
+        return [gone, add]
+    raise ValueError(f"{ds.rel_path} has no load kind")

@@ -1,0 +1,81 @@
+"""Where PostgreSQL is: `database.url` (RDS in production), else an embedded server of our own.
+
+The embedded server is pgserver's PostgreSQL 16 (a real server shipped in a wheel), with its
+data under `<data_dir>/postgres`, so a laptop with no database runs the whole pipeline and
+keeps the loaded marts between runs. Errors name the setting and never show the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg2
+import psycopg2.extensions
+
+from pipeline.errors import PipelineError
+from pipeline.logs import event, redact
+
+log = logging.getLogger(__name__)
+
+_embedded: dict[Path, Any] = {}  # data folder -> running pgserver handle (one per process)
+
+
+class DatabaseError(PipelineError):
+    """PostgreSQL is unreachable or refused us. The message never carries the password."""
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def embedded_url(data_dir: str | Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under <data_dir>/postgres; its connection URL."""
+    folder = (Path(data_dir) / "postgres").resolve()
+    if folder not in _embedded:
+        try:
+            import pgserver
+        except ImportError as exc:  # pragma: no cover - installed with the project
+            raise DatabaseError("DATABASE_URL is not set and the embedded PostgreSQL (pgserver) is not "
+                                "installed: run `make setup`, or set DATABASE_URL") from exc
+        folder.mkdir(parents=True, exist_ok=True)
+        # stops when the last process using it exits; the data stays for the next run
+        _embedded[folder] = pgserver.get_server(folder, cleanup_mode="stop")
+        event(log, "embedded PostgreSQL ready", folder=str(folder))
+    return str(_embedded[folder].get_uri())
+
+
+def resolve_url(configured: str | None, data_dir: str | Path) -> str:
+    return configured or embedded_url(data_dir)
+
+
+def connect(url: str, *, application: str = "igdb-pipeline") -> psycopg2.extensions.connection:
+    """A connection, or a DatabaseError naming DATABASE_URL (with the password hidden)."""
+    try:
+        return psycopg2.connect(url, application_name=application, connect_timeout=10)
+    except psycopg2.Error as exc:
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        parts = urlsplit(url)
+        if parts.password:
+            reason = reason.replace(parts.password, "***")
+        reason = re.sub(r"password=\S+", "password=***", reason)
+        raise DatabaseError(f"cannot connect to PostgreSQL at {safe_url(url)} ({reason}); check DATABASE_URL") \
+            from None
+
+
+@contextmanager
+def connection(url: str) -> Iterator[psycopg2.extensions.connection]:
+    conn = connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()

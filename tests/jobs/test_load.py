@@ -1,0 +1,234 @@
+"""The load step against a real PostgreSQL: idempotent reruns, no regression from older dates,
+bridges replaced per game, the per-date lock, crash safety and clear connection errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from ingestion.ingest import ingest
+from ingestion.sandbox.generator import GeneratorSpec
+from ingestion.sandbox.server import start_sandbox
+from ingestion.sandbox.store import Store
+from jobs.load import LOCK_NAMESPACE, LoadBusy, LoadRefused, run_load
+from jobs.transform import run_transform
+from jobs.validation import run_validation
+from jobs.warehouse import LOADED
+from pipeline.database import DatabaseError, connect
+from pipeline.lake import LocalLake
+from pipeline.ledger import read_ledger
+from tests.conftest import CLI, FAST_LIMITS, cli_environ, settings_for
+
+D1 = dt.date(2026, 11, 19)
+D2 = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def two_days(spark, tmp_path_factory) -> dict[str, Any]:
+    """D1 full; then one game loses a genre and a few games change; D2 incremental. Both validated."""
+    lake_dir = tmp_path_factory.mktemp("load") / "lake"
+    lake = LocalLake(lake_dir)
+    sandbox = start_sandbox(Store.generated(GeneratorSpec(games=200, seed=11)), limits=FAST_LIMITS)
+    try:
+        settings = settings_for(sandbox, lake_dir)
+        ingest(settings, D1, "d1")
+        store = sandbox.state.store
+        game = next(g for g in store.records("games") if len(g.get("genres") or []) >= 2)
+        kept, removed = game["genres"][1:], game["genres"][0]
+        store.update("games", game["id"], genres=kept)
+        store.touch("games", 0, sandbox.state.dice, ids=store.ids("games")[::25])
+        ingest(settings, D2, "d2")
+    finally:
+        sandbox.stop()
+    for day in (D1, D2):
+        run_transform(spark, lake, day, top_n=20)
+        run_validation(spark, lake, day, f"v-{day}")
+    return {"lake": lake_dir, "game": game["id"], "removed_genre": removed, "kept_genres": kept}
+
+
+def _tables(url: str, schema: str) -> dict[str, list[str]]:
+    """Every loaded table's rows as text, sorted: equal dicts mean equal contents."""
+    out = {}
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        for ds in LOADED:
+            cur.execute(sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(ds.name)))
+            out[ds.name] = sorted(r[0] for r in cur.fetchall())
+    conn.close()
+    return out
+
+
+def _digest(tables: dict[str, list[str]]) -> dict[str, str]:
+    return {name: hashlib.sha256("\n".join(rows).encode()).hexdigest() for name, rows in tables.items()}
+
+
+def _load(spark, two_days, day: dt.date, url: str, schema: str) -> dict[str, Any]:
+    return run_load(spark, LocalLake(two_days["lake"]), day, url, schema)
+
+
+def test_a_rerun_of_a_date_changes_nothing(spark, two_days, pg_url, pg_schema) -> None:
+    first = _load(spark, two_days, D1, pg_url, pg_schema)
+    before = _digest(_tables(pg_url, pg_schema))
+
+    again = _load(spark, two_days, D1, pg_url, pg_schema)
+
+    assert _digest(_tables(pg_url, pg_schema)) == before
+    assert all(m["changed"] == 0 for m in again["marts"].values()), again["marts"]
+    assert {name: m["rows"] for name, m in again["marts"].items()} == \
+           {name: m["rows"] for name, m in first["marts"].items()}
+    assert first["marts"]["dim_games"]["rows"] == 200 == first["marts"]["dim_games"]["changed"]
+
+
+def test_a_removed_genre_disappears_from_the_bridge(spark, two_days, pg_url, pg_schema) -> None:
+    _load(spark, two_days, D1, pg_url, pg_schema)
+    _load(spark, two_days, D2, pg_url, pg_schema)
+
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT genre_id, source_dt FROM {}.game_genres WHERE game_id = %s ORDER BY 1").format(
+            sql.Identifier(pg_schema)), (two_days["game"],))
+        rows = cur.fetchall()
+        cur.execute(sql.SQL("SELECT genre_ids FROM {}.dim_games WHERE game_id = %s").format(
+            sql.Identifier(pg_schema)), (two_days["game"],))
+        [(genre_ids,)] = cur.fetchall()
+    conn.close()
+    assert [genre for genre, _ in rows] == sorted(two_days["kept_genres"])
+    assert two_days["removed_genre"] not in [genre for genre, _ in rows]
+    assert {source for _, source in rows} == {D2}
+    assert sorted(genre_ids) == sorted(two_days["kept_genres"])
+
+
+def test_an_older_date_loaded_later_changes_nothing_the_newer_wrote(spark, two_days, pg_url, pg_schema) -> None:
+    _load(spark, two_days, D2, pg_url, pg_schema)
+    newer = _tables(pg_url, pg_schema)
+
+    _load(spark, two_days, D1, pg_url, pg_schema)
+
+    after = _tables(pg_url, pg_schema)
+    for name, rows in newer.items():
+        assert set(rows) <= set(after[name]), f"{name}: a row written by {D2} changed or vanished"
+    # the game whose genre D2 removed keeps D2's set: D1's older set does not come back
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT genre_id FROM {}.game_genres WHERE game_id = %s ORDER BY 1").format(
+            sql.Identifier(pg_schema)), (two_days["game"],))
+        assert [r[0] for r in cur.fetchall()] == sorted(two_days["kept_genres"])
+    conn.close()
+
+
+def test_a_second_load_of_the_same_date_is_refused_while_one_runs(spark, two_days, pg_url, pg_schema) -> None:
+    holder = psycopg2.connect(pg_url, application_name="igdb-pipeline")
+    try:
+        with holder.cursor() as cur:  # what a running load of D2 holds
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, D2.toordinal()))
+        with pytest.raises(LoadBusy, match=rf"another load of dt={D2} is running \(PostgreSQL backend pid \d+"):
+            _load(spark, two_days, D2, pg_url, pg_schema)
+        _load(spark, two_days, D1, pg_url, pg_schema)  # another date is not blocked
+    finally:
+        holder.close()
+    assert _load(spark, two_days, D2, pg_url, pg_schema)["marts"]  # released: it runs
+
+
+def test_odd_characters_in_the_schema_name_work(spark, two_days, pg_url) -> None:
+    schema = 'odd "schema"; drop table x; --'
+    try:
+        result = _load(spark, two_days, D1, pg_url, schema)
+        assert _tables(pg_url, schema)["dim_games"] and result["marts"]["dim_games"]["rows"] == 200
+    finally:
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.close()
+
+
+def test_a_wrong_database_url_is_a_clear_error_without_the_password() -> None:
+    url = "postgresql://loader:Sup3rS3cretPw@127.0.0.1:1/igdb"
+    with pytest.raises(DatabaseError) as failed:
+        connect(url)
+    message = str(failed.value)
+    assert "Sup3rS3cretPw" not in message
+    assert "postgresql://loader:***@127.0.0.1:1/igdb" in message and "check DATABASE_URL" in message
+
+
+def test_the_cli_with_a_wrong_database_url_exits_1_without_the_password(two_days, tmp_path: Path) -> None:
+    result = subprocess.run([*CLI, "load", "--date", str(D1), "--lake", str(two_days["lake"])],
+                            env=cli_environ(DATABASE_URL="postgresql://loader:Sup3rS3cretPw@127.0.0.1:1/igdb"),
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Sup3rS3cretPw" not in result.stderr + result.stdout
+    assert "check DATABASE_URL" in result.stderr
+
+
+def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, two_days, pg_url, pg_schema,
+                                                                         tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/mart_top_rated"])
+    with pytest.raises(LoadRefused, match="was partial"):
+        run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
+    run_validation(spark, LocalLake(lake_dir), D1, "full-again")
+    run_transform(spark, LocalLake(lake_dir), D1, top_n=20)
+    with pytest.raises(LoadRefused, match="transformed again after its validation"):
+        run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
+    shutil.rmtree(lake_dir / "reports" / "validation")
+    with pytest.raises(LoadRefused, match="has not been validated"):
+        run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,))
+        assert cur.fetchone()[0] == 0, "a refused load creates nothing"
+    conn.close()
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_load_leaves_every_table_as_it_was(spark, two_days, pg_url, pg_schema,
+                                                             tmp_path: Path) -> None:
+    _load(spark, two_days, D1, pg_url, pg_schema)
+    before = _digest(_tables(pg_url, pg_schema))
+    # the test holds a lock the load's first upsert needs, so the kill lands inside that transaction
+    blocker = psycopg2.connect(pg_url)
+    with blocker.cursor() as cur:
+        cur.execute(sql.SQL("LOCK TABLE {}.dim_games IN SHARE MODE").format(sql.Identifier(pg_schema)))
+    env = cli_environ(DATABASE_URL=pg_url, DATABASE_SCHEMA=pg_schema)
+    proc = subprocess.Popen([*CLI, "load", "--date", str(D2), "--lake", str(two_days["lake"]),
+                             "--set", "spark.shuffle_partitions=2"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    watcher = psycopg2.connect(pg_url)
+    watcher.autocommit = True
+    try:
+        deadline = time.monotonic() + 240
+        seen = None
+        while seen is None and time.monotonic() < deadline and proc.poll() is None:
+            with watcher.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'igdb-pipeline' "
+                            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%dim_games%%'")
+                seen = cur.fetchone()
+            time.sleep(0.05)
+        assert seen is not None, "the load never reached its first upsert"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        blocker.rollback()
+        with watcher.cursor() as cur:  # PostgreSQL rolls back once it notices the client is gone
+            for _ in range(200):
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'igdb-pipeline%%'")
+                if cur.fetchone()[0] == 0:
+                    break
+                time.sleep(0.05)
+    finally:
+        watcher.close()
+        blocker.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert _digest(_tables(pg_url, pg_schema)) == before
+    ledger = {(r["dt"], r["step"]): r for r in read_ledger(pg_url, pg_schema)}
+    assert ledger[(D2, "load")]["status"] == "running", "a killed step stays 'running' in the ledger"
+    # the next load of D2 cleans the leftover staging table and completes
+    result = _load(spark, two_days, D2, pg_url, pg_schema)
+    assert result["marts"]["dim_games"]["changed"] > 0
