@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run ingest transform validate sandbox test browser lint typecheck bench bench-ingest \
-        bench-transform bench-validate clean
+        bench-transform bench-validate bench-load load clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,10 +67,16 @@ transform: $(STAMP) ## the Spark jobs for DATE on local Spark
 validate: $(STAMP) ## the validation gate for DATE (report in lake/reports/validation/dt=DATE/)
 	$(BIN)/igdb-pipeline validate --date $(DATE)
 
+load: $(STAMP) ## upsert the validated marts of DATE into PostgreSQL (DATABASE_URL, else embedded)
+	$(BIN)/igdb-pipeline load --date $(DATE)
+
 bench-validate: $(STAMP) ## validation of every output vs the transform time (350k games)
 	$(BIN)/python -m bench.bench_validate
 
-bench: bench-ingest bench-transform bench-validate ## every benchmark
+bench-load: $(STAMP) ## upsert of 350k dim_games + bridges vs plain COPY, and a 1%-changed rerun
+	$(BIN)/python -m bench.bench_load
+
+bench: bench-ingest bench-transform bench-validate bench-load ## every benchmark
 
 clean: ## remove the local lake, data dir and caches (not .venv)
 	rm -rf lake .data reports .pytest_cache .ruff_cache .mypy_cache bench/out

@@ -21,10 +21,19 @@ from pyspark.sql import functions as F
 
 from jobs.datasets import Dataset
 from jobs.io import read_partition
-from jobs.pgcopy import copy_partition
+from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
 from jobs.validation import REPORT_DIR as VALIDATION_REPORT_DIR
-from jobs.warehouse import LOADED, SOURCE_DT, copy_statement, drop_stage, ensure_schema, stage_ddl, upsert_statements
+from jobs.warehouse import (
+    LOADED,
+    SOURCE_DT,
+    analyze_stage,
+    copy_statement,
+    drop_stage,
+    ensure_schema,
+    stage_ddl,
+    upsert_statements,
+)
 from pipeline.database import connection
 from pipeline.errors import ExitCode, PipelineError
 from pipeline.lake import Lake
@@ -95,10 +104,12 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
         cur.execute(stage_ddl(ds, schema, day))
     try:
         statement = copy_statement(ds, schema, day).as_string(conn)
-        frame = read_partition(spark, ds, lake, day).withColumn(SOURCE_DT, F.lit(day))
-        staged = int(sum(frame.rdd.mapPartitions(lambda rows: copy_partition(rows, url, statement)).collect()))
+        lines = copy_lines(read_partition(spark, ds, lake, day).withColumn(SOURCE_DT, F.lit(day)))
+        staged = int(sum(lines.rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()))
         if staged != expected_rows:
             raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
+        with conn, conn.cursor() as cur:
+            cur.execute(analyze_stage(ds, schema, day))
         changed = 0
         with conn, conn.cursor() as cur:  # one transaction: all of this mart's changes, or none
             for upsert in upsert_statements(ds, schema, day):

@@ -1,80 +1,46 @@
 """Rows to PostgreSQL's COPY text format, and a COPY from each Spark partition.
 
-Executors stream their own partition into the staging table (no table is collected on the
-driver). Text format: tab-separated, \\N for null, backslash escapes; arrays as array literals.
+Spark builds each row's line (a DataFrame -> DataFrame function, run in the JVM); executors
+stream their own partition's lines into the staging table, so no table is collected on the
+driver. Text format: tab-separated, \\N for null, backslash escapes; arrays as array literals.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _array_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    text = _scalar(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, float):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity") if math.isinf(value) \
-            else repr(value)
-    if isinstance(value, dt.datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # the session's timestamps are UTC
-        return stamp.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def encode_value(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, list | tuple):
-        text = "{" + ",".join(_array_element(v) for v in value) + "}"
-    else:
-        text = _scalar(value)
-    return text.translate(_ESCAPES)
-
-
-def encode_rows(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    for row in rows:
-        yield "\t".join(encode_value(v) for v in row) + "\n"
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 
 class RowStream:
-    """A file-like view of encoded rows, for cursor.copy_expert, read in chunks as COPY asks."""
+    """A file-like view of a partition's COPY lines, for cursor.copy_expert, read in chunks."""
 
-    def __init__(self, rows: Iterable[Iterable[Any]]) -> None:
-        self._lines = encode_rows(rows)
-        self._buffer = ""
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self._lines = (row[0] + "\n" for row in rows)
         self.rows = 0
 
     def read(self, size: int | None = -1) -> str:
-        want = size if size is not None and size >= 0 else math.inf
-        while len(self._buffer) < want:
+        """About `size` characters of whole lines (COPY accepts any chunking); "" at the end."""
+        want = size if size is not None and size > 0 else math.inf
+        chunk: list[str] = []
+        length = 0
+        while length < want:  # a list and one join: appending to a str attribute would copy it each time
             line = next(self._lines, None)
             if line is None:
                 break
-            self._buffer += line
+            chunk.append(line)
+            length += len(line)
             self.rows += 1
-        if want is math.inf:
-            out, self._buffer = self._buffer, ""
-        else:
-            out, self._buffer = self._buffer[: int(want)], self._buffer[int(want):]
-        return out
+        return "".join(chunk)
 
 
-def copy_partition(rows: Iterable[Any], url: str, statement: str) -> Iterator[int]:
-    """Run on an executor: COPY this partition's rows into the staging table; yields the count."""
+def copy_text_partition(rows: Iterable[Any], url: str, statement: str) -> Iterator[int]:
+    """Run on an executor: COPY this partition's lines (from copy_lines) into the staging table;
+    yields the count."""
     import psycopg2
 
     stream = RowStream(rows)
@@ -85,3 +51,35 @@ def copy_partition(rows: Iterable[Any], url: str, statement: str) -> Iterator[in
     finally:
         conn.close()
     yield stream.rows
+
+
+def _text(column: Column) -> Column:
+    """Escape a text value for COPY's text format (backslash first)."""
+    out = column
+    for raw, escaped in (("\\\\", "\\\\\\\\"), ("\t", "\\\\t"), ("\n", "\\\\n"), ("\r", "\\\\r")):
+        out = F.regexp_replace(out, raw, escaped)
+    return out
+
+
+def _literal(column: Column, kind: T.DataType) -> Column:
+    """A value as PostgreSQL's input text (before COPY escaping); null stays null."""
+    if isinstance(kind, T.ArrayType):
+        if isinstance(kind.elementType, T.StringType):
+            quoted = F.transform(column, lambda x: F.when(x.isNull(), F.lit("NULL")).otherwise(
+                F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(x, r"\\", r"\\\\"), '"', r'\\"'),
+                         F.lit('"'))))
+        else:
+            quoted = F.transform(column, lambda x: F.coalesce(_literal(x, kind.elementType), F.lit("NULL")))
+        return F.concat(F.lit("{"), F.array_join(quoted, ","), F.lit("}"))
+    if isinstance(kind, T.TimestampType):  # the session's time zone is UTC (jobs/session.py)
+        return F.concat(F.date_format(column, "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00"))
+    if isinstance(kind, T.BooleanType):
+        return F.when(column, F.lit("t")).when(~column, F.lit("f"))
+    return column.cast("string")
+
+
+def copy_lines(frame: DataFrame) -> DataFrame:
+    """One column `line`: each row in COPY text format, built by Spark (not row by row in Python)."""
+    fields = [F.coalesce(_text(_literal(F.col(f.name), f.dataType)), F.lit("\\N")) for f in frame.schema.fields]
+    return frame.select(F.concat_ws("\t", *fields).alias("line"))
+

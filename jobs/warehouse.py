@@ -100,6 +100,11 @@ def stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
                    "(LIKE {target} INCLUDING DEFAULTS)").format(stage=stage, target=_table(schema, ds.name))
 
 
+def analyze_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    """Statistics for the freshly filled staging table, so the planner hashes instead of looping."""
+    return sql.SQL("ANALYZE {}").format(_table(schema, stage_name(ds, day)))
+
+
 def drop_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
     return sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema, stage_name(ds, day)))
 
@@ -109,10 +114,30 @@ def copy_statement(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
                                                       _names([*ds.column_names, SOURCE_DT]))
 
 
-def _changed(ds: Dataset, target: str = "t") -> sql.Composed:
-    """The stored row differs from the incoming one in some mart column (source_dt aside)."""
-    return sql.SQL("({}) IS DISTINCT FROM ({})").format(_names(ds.column_names, target),
-                                                        _names(ds.column_names, "excluded"))
+def _changed(ds: Dataset, incoming: str = "excluded") -> sql.Composed:
+    """The stored row t differs from the incoming one in some mart column (source_dt aside)."""
+    return sql.SQL("({}) IS DISTINCT FROM ({})").format(_names(ds.column_names, "t"),
+                                                        _names(ds.column_names, incoming))
+
+
+def _newer(ds: Dataset, incoming: str = "excluded") -> sql.Composed:
+    """The incoming row should replace the stored row t: a newer version, or the same version
+    from a date not older, with a change."""
+    return sql.SQL(
+        "(t.{v} IS NULL AND {i}.{v} IS NOT NULL) OR {i}.{v} > t.{v} "
+        "OR ({i}.{v} IS NOT DISTINCT FROM t.{v} AND {i}.{sdt} >= t.{sdt} AND {changed})"
+    ).format(v=sql.Identifier(ds.version_column or "updated_at"), i=sql.Identifier(incoming),
+             sdt=sql.Identifier(SOURCE_DT), changed=_changed(ds, incoming))
+
+
+def _needed(ds: Dataset, schema: str, wanted: sql.Composable) -> sql.Composed:
+    """Keep a staged row s unless its stored counterpart exists and `wanted` is false for it.
+
+    A set-based pre-filter: ON CONFLICT ... DO UPDATE locks (and so writes) every conflicting
+    row even when its WHERE is false, so rows that would not change must not reach it.
+    """
+    return sql.SQL("NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND NOT ({}))").format(
+        _table(schema, ds.name), _key_match(ds, "t", "s"), wanted)
 
 
 def _insert(ds: Dataset, schema: str, day: dt.date, where: sql.Composable, on_conflict: sql.Composable
@@ -142,13 +167,8 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
     """
     target, stage = _table(schema, ds.name), _table(schema, stage_name(ds, day))
     if ds.load is LoadKind.UPSERT_NEWER:
-        version = sql.Identifier(ds.version_column or "updated_at")
-        newer = sql.SQL(
-            "(t.{v} IS NULL AND excluded.{v} IS NOT NULL) OR excluded.{v} > t.{v} "
-            "OR (excluded.{v} IS NOT DISTINCT FROM t.{v} AND excluded.{sdt} >= t.{sdt} AND {changed})"
-        ).format(v=version, sdt=sql.Identifier(SOURCE_DT), changed=_changed(ds))
-        return [_insert(ds, schema, day, sql.SQL("TRUE"),
-                        sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), newer))]
+        return [_insert(ds, schema, day, _needed(ds, schema, _newer(ds, "s")),
+                        sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _newer(ds)))]
     if ds.load is LoadKind.REPLACE_SET:
         parent = sql.Identifier(ds.parent_key or ds.key[0])
         # a parent whose stored set came from a later date keeps it: an older reload loses
@@ -159,8 +179,11 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         ).format(target=target, p=parent, stage=stage, match=_key_match(ds, "s", "t"),
                  fresh_s=fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
                                       sdt=sql.Identifier(SOURCE_DT)))
+        later = sql.SQL("t.{sdt} < s.{sdt}").format(sdt=sql.Identifier(SOURCE_DT))
         add = _insert(ds, schema, day,
-                      fresh.format(target=target, p=parent, alias=sql.Identifier("s"), sdt=sql.Identifier(SOURCE_DT)),
+                      sql.SQL("{} AND {}").format(
+                          fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
+                                       sdt=sql.Identifier(SOURCE_DT)), _needed(ds, schema, later)),
                       sql.SQL("DO UPDATE SET {sdt} = excluded.{sdt} WHERE t.{sdt} < excluded.{sdt}").format(
                           sdt=sql.Identifier(SOURCE_DT)))
         return [gone, add]
@@ -169,7 +192,7 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         gone = sql.SQL("DELETE FROM {target} t WHERE t.{d} = %(day)s AND NOT EXISTS "
                        "(SELECT 1 FROM {stage} s WHERE {match})").format(
             target=target, d=snapshot, stage=stage, match=_key_match(ds, "s", "t"))
-        add = _insert(ds, schema, day, sql.SQL("TRUE"),
+        add = _insert(ds, schema, day, _needed(ds, schema, _changed(ds, "s")),
                       sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _changed(ds)))
         return [gone, add]
     raise ValueError(f"{ds.rel_path} has no load kind")
