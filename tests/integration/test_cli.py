@@ -108,9 +108,15 @@ def test_ingest_without_credentials_uses_the_builtin_sandbox(tmp_path: Path) -> 
 
 
 def test_steps_not_built_yet_say_so_with_their_own_exit_code(tmp_path: Path) -> None:
-    result = run_cli("load", "--date", DAY.isoformat(), cwd=tmp_path)
+    result = run_cli("backfill", "--from", DAY.isoformat(), "--to", DAY.isoformat(), cwd=tmp_path)
     assert result.returncode == 5
     assert "not built yet" in result.stderr
+
+
+def test_load_before_validate_is_refused_with_exit_3(tmp_path: Path) -> None:
+    result = run_cli("load", "--date", DAY.isoformat(), cwd=tmp_path)
+    assert result.returncode == 3
+    assert f"dt={DAY} has not been validated: run `igdb-pipeline validate --date {DAY}` first" in result.stderr
 
 
 def test_validate_before_transform_names_the_missing_step(tmp_path: Path) -> None:

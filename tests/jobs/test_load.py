@@ -23,7 +23,7 @@ from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from jobs.load import LOCK_NAMESPACE, LoadBusy, LoadRefused, run_load
 from jobs.transform import run_transform
-from jobs.validation import run_validation
+from jobs.validation import ValidationFailed, run_validation
 from jobs.warehouse import LOADED
 from pipeline.database import DatabaseError, connect
 from pipeline.lake import LocalLake
@@ -170,6 +170,18 @@ def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, 
                                                                          tmp_path: Path) -> None:
     lake_dir = tmp_path / "lake"
     shutil.copytree(two_days["lake"], lake_dir)
+    ratings = lake_dir / "marts" / "mart_top_rated" / f"dt={D1}"
+    kept = spark.read.parquet(str(ratings)).collect()
+    frame = spark.read.parquet(str(ratings))
+    rows, schema = frame.limit(0).collect(), frame.schema
+    shutil.rmtree(ratings)
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(ratings))  # an empty mart
+    with pytest.raises(ValidationFailed):
+        run_validation(spark, LocalLake(lake_dir), D1, "empty", only=["marts/mart_top_rated"])
+    with pytest.raises(LoadRefused, match="failed validation"):
+        run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
+    shutil.rmtree(ratings)
+    spark.createDataFrame(kept, schema).coalesce(1).write.parquet(str(ratings))
     run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/mart_top_rated"])
     with pytest.raises(LoadRefused, match="was partial"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
