@@ -29,7 +29,6 @@ from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs.datasets import MARTS, STAGING, Dataset, Layer, Severity, dataset
 from jobs.suites import (
-    RECONCILIATION,
     RECONCILIATION_KEY,
     columns_read,
     dataset_suite,
@@ -414,5 +413,3 @@ def failure_message(summary: dict[str, Any], shown: int = 5) -> str:
     lines.append(f"  report: {summary.get('report', REPORT_DIR.format(day=summary['dt']))}")
     return "\n".join(lines)
 
-
-__all__ = ["RECONCILIATION", "ValidationFailed", "failure_message", "run_validation"]
