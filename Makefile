@@ -9,8 +9,9 @@ DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run ingest transform validate sandbox test browser lint typecheck bench bench-ingest \
-        bench-transform bench-validate bench-load load clean
+.PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
+        bench bench-ingest bench-transform bench-validate bench-load load package emr-run docker-build docker-run \
+        docker-config clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,8 +35,18 @@ lock: ## re-pin constraints.txt from a fresh resolve of setup.py
 ingest: $(STAMP) ## land the raw lake for DATE (sandbox unless IGDB credentials are set)
 	$(BIN)/igdb-pipeline ingest --date $(DATE)
 
-run: $(STAMP) ## the whole pipeline for DATE on embedded defaults (or your settings)
+run: $(STAMP) ## the whole pipeline for DATE on embedded defaults (or your settings); resumes
 	$(BIN)/igdb-pipeline run --date $(DATE)
+
+backfill: $(STAMP) ## every date FROM..TO in order (each resumes at its first step not done)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD" >&2; exit 2; }
+	$(BIN)/igdb-pipeline backfill --from $(FROM) --to $(TO)
+
+catchup: $(STAMP) ## every date not fully done, from pipeline.start_date to yesterday (gap-fill)
+	$(BIN)/igdb-pipeline run --catchup
+
+status: $(STAMP) ## date x step table of what is done (FROM=/TO= optional)
+	$(BIN)/igdb-pipeline status $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 sandbox: $(STAMP) ## serve the IGDB sandbox on 127.0.0.1:8788
 	$(BIN)/igdb-pipeline sandbox
@@ -78,5 +89,23 @@ bench-load: $(STAMP) ## upsert of 350k dim_games + bridges vs plain COPY, and a 
 
 bench: bench-ingest bench-transform bench-validate bench-load ## every benchmark
 
+package: $(STAMP) ## build the EMR bundle into dist/ (py-files zip, entry point, pinned deps, bootstrap)
+	$(BIN)/python -m pipeline.emr package --out dist
+
+emr-run: $(STAMP) ## upload the bundle to BUNDLE_URI and add the step(s) running DATE (..TO) to CLUSTER_ID
+	@test -n "$(CLUSTER_ID)" -a -n "$(BUNDLE_URI)" || { \
+	  echo "usage: make emr-run DATE=YYYY-MM-DD [TO=YYYY-MM-DD] CLUSTER_ID=j-... BUNDLE_URI=s3://bucket/prefix" >&2; exit 2; }
+	$(BIN)/python -m pipeline.emr submit --date $(DATE) $(if $(TO),--to $(TO)) --cluster-id $(CLUSTER_ID) \
+	  --bundle-uri $(BUNDLE_URI)
+
+docker-build: ## build the image (Spark 3.5, Python 3.11, the project, s3a jars)
+	docker compose build pipeline
+
+docker-run: ## the pipeline for DATE in Docker, against the compose PostgreSQL and MinIO
+	DATE=$(DATE) docker compose run --rm pipeline igdb-pipeline run --date $(DATE)
+
+docker-config: ## check docker-compose.yml (needs the compose plugin; no engine)
+	docker compose config --quiet && echo "docker-compose.yml: valid"
+
 clean: ## remove the local lake, data dir and caches (not .venv)
-	rm -rf lake .data reports .pytest_cache .ruff_cache .mypy_cache bench/out
+	rm -rf lake .data reports dist .pytest_cache .ruff_cache .mypy_cache bench/out

@@ -96,7 +96,7 @@ class Dataset:
     version_column: str | None = None  # newer-wins comparison for UPSERT_NEWER
     parent_key: str | None = None  # REPLACE_SET: the column whose set is replaced
     checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
-    min_rows: int = 0  # marts must not be empty: an empty mart would blank the served table
+    min_rows: int = 0  # a mart that must never be empty (the catalogue, the ranked marts); not D's deltas
 
     @property
     def schema(self) -> T.StructType:
@@ -286,7 +286,8 @@ def _datasets() -> dict[str, Dataset]:
                                    References(id_column, f"staging/ref_{entity}", id_column))))
         out.append(Dataset(bridge, Layer.MARTS, columns, ("game_id", id_column),
                            f"game to {entity}: the full set for each game seen on D",
-                           load=LoadKind.REPLACE_SET, parent_key="game_id", min_rows=1,
+                           # only D's changed games: a quiet day may change none that have any
+                           load=LoadKind.REPLACE_SET, parent_key="game_id", min_rows=0,
                            checks=(References("game_id", "marts/dim_games", "game_id"),
                                    References(id_column, f"marts/dim_{entity}", id_column))))
     from ingestion.entities import ENTITIES

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -34,7 +32,7 @@ from jobs.warehouse import (
     stage_ddl,
     upsert_statements,
 )
-from pipeline.database import connection
+from pipeline.database import advisory_lock, connection
 from pipeline.errors import ExitCode, PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event, log_context
@@ -48,10 +46,6 @@ class LoadRefused(PipelineError):
     """D has not passed a complete validation of its current outputs: nothing is loaded."""
 
     exit_code = ExitCode.VALIDATION
-
-
-class LoadBusy(PipelineError):
-    exit_code = ExitCode.BUSY
 
 
 class LoadError(PipelineError):
@@ -74,26 +68,6 @@ def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
     if transform.get("finished_at") != summary.get("transform_finished_at"):
         raise LoadRefused(f"dt={day} was transformed again after its validation: validate {day} again first")
     return summary
-
-
-@contextmanager
-def date_lock(conn: Any, day: dt.date) -> Iterator[None]:
-    """A session-level advisory lock for D, or LoadBusy naming the holder."""
-    key = (LOCK_NAMESPACE, day.toordinal())
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        if not cur.fetchone()[0]:
-            cur.execute("SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
-                        "USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s", key)
-            holder = cur.fetchone()
-            who = f" (PostgreSQL backend pid {holder[0]}, connected since {holder[2]:%Y-%m-%d %H:%M:%S})" \
-                if holder else ""
-            raise LoadBusy(f"another load of dt={day} is running{who}: wait for it, or end that session")
-    try:
-        yield
-    finally:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
 def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
@@ -132,14 +106,18 @@ def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: st
         summary = require_validated(lake, day)
         rows = summary["rows"]
         with connection(url) as conn:
-            with date_lock(conn, day):
+            with advisory_lock(conn, LOCK_NAMESPACE, day, "load"):
                 ensure_schema(conn, schema)
-                empty = [ds.rel_path for ds in LOADED if int(rows.get(ds.rel_path, 0)) == 0]
+                empty = [ds.rel_path for ds in LOADED if int(rows.get(ds.rel_path, 0)) == 0 and ds.min_rows]
                 if empty and on_empty == "fail":
                     raise LoadError(f"{', '.join(empty)} empty for dt={day}: nothing was loaded (an empty mart never "
                                     f"deletes rows; set load.on_empty=skip to load the others)")
                 loaded: dict[str, dict[str, int]] = {}
                 for ds in LOADED:
+                    if int(rows.get(ds.rel_path, 0)) == 0 and not ds.min_rows:
+                        event(log, f"{ds.name}: no rows for {day} (none of D's changed games has any)")
+                        loaded[ds.name] = {"rows": 0, "changed": 0}
+                        continue
                     if ds.rel_path in empty:
                         event(log, f"{ds.name}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
                         continue

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-JOBS = ("transform", "validate", "load")
+JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

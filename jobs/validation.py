@@ -266,7 +266,8 @@ def _missing(ds: Dataset, day: dt.date, why: str | None = None) -> Outcome:
                    error=why or f"no files under {ds.partition_rel_path(day.isoformat())}: run the transform for {day}")
 
 
-def _transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
+def transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
+    """The transform's summary of D, or MissingInput naming the step to run first."""
     path = TRANSFORM_REPORT.format(day=day.isoformat())
     text = lake.read_text(path)
     if text is None:
@@ -349,7 +350,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)  # naive UTC, like the session's timestamps
     gate = Gate(day, run_id)
     with log_context(step="validate"):
-        report = _transform_report(lake, day)
+        report = transform_report(lake, day)
         runner = GxRunner()
         read = _read_outputs(spark, lake, day)
         frames = {name: frame for name, frame in read.items() if frame is not None}

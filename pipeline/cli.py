@@ -1,7 +1,7 @@
 """`igdb-pipeline`: the public interface. One subcommand per step, plus run/backfill/status/sandbox.
 
 Exit codes (pipeline.errors.ExitCode): 0 ok, 1 a step failed, 2 bad usage or configuration,
-3 validation failed, 4 another run holds the lock, 5 not built yet.
+3 validation failed (or the load refused an unvalidated date), 4 another run of the date holds the lock.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import datetime as dt
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.config import Settings, load_settings, parse_overrides
-from pipeline.errors import ConfigError, ExitCode, NotImplementedStep, PipelineError
-from pipeline.logs import configure_logging, event, log_context, new_run_id, register_secrets
+from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.logs import configure_logging, event, register_secrets
+from pipeline.steps import STEPS
 
 log = logging.getLogger("igdb_pipeline")
 
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="igdb-pipeline",
         description="IGDB to PostgreSQL: ingest raw JSONL, transform with Spark, validate, load. "
                     "With no settings it runs on the built-in IGDB sandbox, ./lake and an embedded PostgreSQL.",
-        epilog="Exit codes: 0 ok, 1 step failed, 2 bad usage/config, 3 validation failed, 4 busy, "
-               "5 not built yet.",
+        epilog="Exit codes: 0 ok, 1 a step failed, 2 bad usage/config, 3 validation failed, "
+               "4 another run of the date is running.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -98,22 +99,38 @@ def build_parser() -> argparse.ArgumentParser:
     _date_arg(load)
     load.set_defaults(handler=_cmd_load)
 
-    run = sub.add_parser("run", parents=[common], help="ingest, transform, validate and load one date",
-                         description="Run every step for a date, resuming at the first step not done.")
+    run = sub.add_parser(
+        "run", parents=[common], help="ingest, transform, validate and load one date (resumes)",
+        description="Run every step for a date, starting at the first step not done for it (a step is done when "
+                    "its ledger row says so and its done marker _done/<step>/dt=D exists). Ends with a summary; "
+                    "on failure, exits non-zero naming the step, and the next run resumes there. "
+                    "--catchup runs, in order, every date from pipeline.start_date to yesterday that is not done.")
     run.add_argument("--date", type=parse_date, metavar="YYYY-MM-DD", help="the date to run")
-    run.add_argument("--catchup", action="store_true", help="run every date not fully done, up to yesterday")
-    run.add_argument("--force", action="store_true", help="redo every step")
+    run.add_argument("--catchup", action="store_true",
+                     help="run every date not fully done (missing, failed), from pipeline.start_date to yesterday")
+    run.add_argument("--until", type=parse_date, metavar="YYYY-MM-DD",
+                     help="with --catchup: the last date to consider (default yesterday, UTC)")
+    steps = run.add_mutually_exclusive_group()
+    steps.add_argument("--force", action="store_true", help="redo every step, even those done")
+    steps.add_argument("--from-step", choices=STEPS, help="redo this step and every later one")
     run.set_defaults(handler=_cmd_run)
 
-    backfill = sub.add_parser("backfill", parents=[common], help="run a range of dates in order")
+    backfill = sub.add_parser(
+        "backfill", parents=[common], help="run a range of dates in order",
+        description="`run` for every date from --from to --to (inclusive), in order, each resuming at its first "
+                    "step not done; stops at the first date that fails.")
     backfill.add_argument("--from", dest="date_from", required=True, type=parse_date, metavar="YYYY-MM-DD")
     backfill.add_argument("--to", dest="date_to", required=True, type=parse_date, metavar="YYYY-MM-DD")
-    backfill.set_defaults(handler=_not_yet("backfill", 8))
+    backfill.add_argument("--force", action="store_true", help="redo every step of every date")
+    backfill.set_defaults(handler=_cmd_backfill)
 
-    status = sub.add_parser("status", parents=[common], help="date x step table of what is done")
+    status = sub.add_parser(
+        "status", parents=[common], help="date x step table of what is done",
+        description="For each date: each step done, failed (with the reason), running, stale (an earlier step was "
+                    "redone since) or missing; from pipeline.start_date (or the earliest known date) to yesterday.")
     status.add_argument("--from", dest="date_from", type=parse_date, metavar="YYYY-MM-DD")
     status.add_argument("--to", dest="date_to", type=parse_date, metavar="YYYY-MM-DD")
-    status.set_defaults(handler=_not_yet("status", 8))
+    status.set_defaults(handler=_cmd_status)
 
     from ingestion.sandbox.cli import add_sandbox_parser
 
@@ -121,44 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_yet(name: str, issue: int) -> Callable[[argparse.Namespace, Settings], int]:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        raise NotImplementedStep(f"'{name}' is part of the interface but not built yet (issue #{issue})")
+def _spark(settings: Settings, purpose: str) -> Any:
+    from pipeline.steps import SparkHandle
 
-    return handler
-
-
-def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from ingestion.ingest import ingest
-
-    entities = None
-    if args.entities:
-        from pipeline.config import ALL_ENTITIES, name_list
-
-        entities = name_list(args.entities)
-        unknown = sorted(set(entities) - set(ALL_ENTITIES))
-        if unknown:
-            raise ConfigError(f"--entities names unknown entities {', '.join(unknown)}; "
-                              f"known: {', '.join(ALL_ENTITIES)}")
-    run_id = new_run_id()
-    with log_context(run_id=run_id, dt=args.date.isoformat()):
-        reports = ingest(settings, args.date, run_id, entities, args.full_refresh)
-    print(f"ingested dt={args.date} into {settings.lake_uri} (run {run_id})")
-    for r in reports:
-        print(f"  {r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files "
-              f"{r.requests:>5} requests {r.seconds:>8.1f}s")
-    return ExitCode.OK
-
-
-def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Every step for one date. Until the later steps exist it runs what is built and says what is not."""
-    if args.catchup or args.date is None:
-        raise NotImplementedStep("'run --catchup' is not built yet (issue #8); give --date YYYY-MM-DD")
-    _cmd_ingest(argparse.Namespace(date=args.date, entities=None, full_refresh=False), settings)
-    _cmd_transform(args, settings)
-    _cmd_validate(args, settings)
-    _cmd_load(args, settings)
-    return ExitCode.OK
+    return SparkHandle(lambda: spark_session(settings, f"igdb-{purpose}"))
 
 
 def spark_session(settings: Settings, app_name: str) -> Any:
@@ -171,45 +154,96 @@ def spark_session(settings: Settings, app_name: str) -> Any:
                          settings.spark_driver_memory)
 
 
-def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.transform import run_transform
-    from pipeline.lake import open_lake
+def _single(settings: Settings, day: dt.date, step: str, headline: str, **options: Any) -> int:
+    """One step with the same bookkeeping as `run` (run lock, ledger row, done marker)."""
+    from pipeline.runner import run_single_step
 
-    run_id = new_run_id()
-    with log_context(run_id=run_id, dt=args.date.isoformat()):
-        spark = spark_session(settings, f"igdb-transform-{args.date}")
-        report = run_transform(spark, open_lake(settings.lake_uri), args.date, settings.marts_top_n)
-    print(f"transformed dt={args.date} in {report['seconds']}s (run {run_id}, full refresh: "
-          f"{report['full_refresh']})")
-    for entity, counts in report["entities"].items():
-        print(f"  {entity:<22} raw {counts['raw_lines']:>8}  staged {counts['staged']:>8}  "
-              f"quarantined {counts['quarantined']:>5}  collapsed {counts['collapsed']:>5}")
-    for table, rows in report["rows"].items():
-        print(f"  {table:<26} {rows:>9} rows")
+    result = run_single_step(settings, day, step, _spark(settings, f"{step}-{day}"), **options)
+    print(headline)
+    for line in result.lines:
+        print(f"  {line}")
     return ExitCode.OK
 
 
-def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.validation import run_validation
-    from pipeline.config import name_list
-    from pipeline.lake import open_lake
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    entities = None
+    if args.entities:
+        from pipeline.config import ALL_ENTITIES, name_list
 
-    run_id = new_run_id()
-    with log_context(run_id=run_id, dt=args.date.isoformat()), \
-            _ledger(settings, args.date, "validate", run_id) as record:
-        spark = spark_session(settings, f"igdb-validate-{args.date}")
-        only = name_list(args.only) if getattr(args, "only", None) else None
-        summary = run_validation(spark, open_lake(settings.lake_uri), args.date, run_id,
-                                 settings.validation_max_quarantine_share, only=only)
-        record.rows_in = sum(summary["rows"].values())
-        record.details = {"expectations": summary["expectations"], "warnings": summary["warned"],
-                          "complete": summary["complete"], "report": summary["report"]}
-    scope = "" if summary["complete"] else f" (only {', '.join(only or [])})"
-    print(f"validated dt={args.date}{scope}: passed, {summary['expectations']} expectations in "
-          f"{summary['seconds']}s, {summary['warnings']} warning(s) (run {run_id})")
-    for warned in summary["warned"]:
-        print(f"  warning: {warned['suite']}: {warned['description']} ({warned['unexpected_count']} unexpected)")
-    print(f"  report: {summary['report']}")
+        entities = name_list(args.entities)
+        unknown = sorted(set(entities) - set(ALL_ENTITIES))
+        if unknown:
+            raise ConfigError(f"--entities names unknown entities {', '.join(unknown)}; "
+                              f"known: {', '.join(ALL_ENTITIES)}")
+    return _single(settings, args.date, "ingest", f"ingested dt={args.date} into {settings.lake_uri}",
+                   entities=entities, full_refresh=args.full_refresh)
+
+
+def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
+    return _single(settings, args.date, "transform", f"transformed dt={args.date}")
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.config import name_list
+
+    only = name_list(args.only) if args.only else None
+    scope = f" (only {', '.join(only)})" if only else ""
+    return _single(settings, args.date, "validate", f"validated dt={args.date}{scope}: passed", only=only)
+
+
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    return _single(settings, args.date, "load", f"loaded dt={args.date} into schema {settings.database_schema}")
+
+
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """One date (resuming), or every date not done up to yesterday (--catchup)."""
+    from pipeline.runner import run_date, summary_text
+
+    if args.catchup == (args.date is not None):
+        raise ConfigError("give either --date YYYY-MM-DD or --catchup")
+    if args.until and not args.catchup:
+        raise ConfigError("--until goes with --catchup")
+    spark = _spark(settings, "run")
+    if args.catchup:
+        return _run_range(settings, spark, None, args.until or _yesterday(), args.force)
+    print(summary_text(run_date(settings, args.date, spark, args.force, args.from_step)))
+    return ExitCode.OK
+
+
+def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.date, force: bool) -> int:
+    """Backfill (first given: every date) or catch-up (first None: the dates not done since the start)."""
+    from pipeline.runner import catchup_range, date_states, missing_dates, run_dates, summary_text
+
+    if first is None:
+        states = date_states(settings, database_url(settings))
+        low, high = catchup_range(settings, states, last)
+        days = missing_dates(states, low, high)
+        print(f"catch-up {low} .. {high}: {len(days)} date(s) not done"
+              + (f": {', '.join(map(str, days))}" if days else ""))
+    else:
+        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    for run in run_dates(settings, days, spark, force):
+        print(summary_text(run))
+    return ExitCode.OK
+
+
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    if args.date_to < args.date_from:
+        raise ConfigError(f"--to {args.date_to} is before --from {args.date_from}")
+    return _run_range(settings, _spark(settings, "backfill"), args.date_from, args.date_to, args.force)
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.runner import date_states
+    from pipeline.status import render_status, status_range
+
+    states = date_states(settings, database_url(settings))
+    first, last = status_range(states, settings.pipeline_start_date, args.date_from, args.date_to, _yesterday())
+    print(render_status(states, first, last))
     return ExitCode.OK
 
 
@@ -217,32 +251,6 @@ def database_url(settings: Settings) -> str:
     from pipeline.database import resolve_url
 
     return resolve_url(settings.database_url, settings.data_dir)
-
-
-def _ledger(settings: Settings, day: dt.date, step: str, run_id: str) -> Any:
-    from pipeline.ledger import ledger_step
-
-    return ledger_step(database_url(settings), settings.database_schema, day, step, run_id)
-
-
-def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.load import run_load
-    from pipeline.lake import open_lake
-
-    run_id = new_run_id()
-    url = database_url(settings)
-    with log_context(run_id=run_id, dt=args.date.isoformat()), \
-            _ledger(settings, args.date, "load", run_id) as record:
-        spark = spark_session(settings, f"igdb-load-{args.date}")
-        result = run_load(spark, open_lake(settings.lake_uri), args.date, url, settings.database_schema,
-                          settings.load_on_empty)
-        record.rows_in = sum(m["rows"] for m in result["marts"].values())
-        record.rows_out = sum(m["changed"] for m in result["marts"].values())
-        record.details = {"marts": result["marts"]}
-    print(f"loaded dt={args.date} into schema {settings.database_schema} in {result['seconds']}s (run {run_id})")
-    for name, counts in result["marts"].items():
-        print(f"  {name:<26} {counts['rows']:>9} rows  {counts['changed']:>9} changed")
-    return ExitCode.OK
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

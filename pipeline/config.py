@@ -7,6 +7,7 @@ built-in default. Errors name the setting and where it came from; secret values 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -90,6 +91,10 @@ def optional_str(raw: Any) -> str | None:
     return text or None
 
 
+def optional_http_url(raw: Any) -> str | None:
+    return http_url(raw) if optional_str(raw) else None
+
+
 def lake_uri(raw: Any) -> str:
     text = str(raw).strip()
     if not text:
@@ -115,6 +120,20 @@ def memory_size(raw: Any) -> str:
     if not re.fullmatch(r"\d+[kmgt]", text):
         raise ValueError("must be a JVM memory size like 4g or 512m")
     return text
+
+
+def iso_date(raw: Any) -> dt.date | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    if isinstance(raw, dt.date):  # YAML reads an unquoted 2026-11-01 as a date already
+        return raw
+    text = str(raw).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError("must be a date YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
 
 
 def choice(*allowed: str) -> Callable[[Any], str]:
@@ -225,6 +244,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),
     Setting("load.on_empty", "fail", choice("fail", "skip"), "LOAD_ON_EMPTY",
             "An empty mart: fail the load before writing anything, or skip that mart (never delete)."),
+    Setting("pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
+            "First date `run --catchup` and `status` consider (default: the earliest date ever run)."),
+    Setting("notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",
+            "Slack-compatible incoming webhook: a summary on success, the failing step on failure.", secret=True),
     Setting("log.format", "text", choice("text", "json"), "LOG_FORMAT",
             "text (readable) or json (one object per line, for EMR/CloudWatch)."),
     Setting("log.level", "INFO", choice("debug", "info", "warning", "error"), "LOG_LEVEL", "Log level."),
@@ -280,7 +303,27 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _fetch_s3_conf(uri: str) -> Path:
+    """An EMR step names its settings file in the bundle (s3://...); read it into a local temp file."""
+    import tempfile
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(uri)
+    try:
+        body = boto3.client("s3").get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigError(f"config file {uri} (--conf / PIPELINE_CONF) cannot be read: {exc}") from None
+    handle = tempfile.NamedTemporaryFile("wb", prefix="igdb-conf-", suffix=".yaml", delete=False)
+    with handle:
+        handle.write(body)
+    return Path(handle.name)
+
+
 def _conf_file(env_name: str, explicit: str | None) -> Path | None:
+    if explicit and explicit.startswith("s3://"):
+        return _fetch_s3_conf(explicit)
     if explicit:
         path = Path(explicit)
         if not path.is_file():

@@ -7,6 +7,7 @@ keeps the loaded marts between runs. Errors name the setting and never show the 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import psycopg2.extensions
 
-from pipeline.errors import PipelineError
+from pipeline.errors import ExitCode, PipelineError
 from pipeline.logs import event, redact
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,12 @@ _embedded: dict[Path, Any] = {}  # data folder -> running pgserver handle (one p
 
 class DatabaseError(PipelineError):
     """PostgreSQL is unreachable or refused us. The message never carries the password."""
+
+
+class LockBusy(PipelineError):
+    """Another process holds the advisory lock of this date (a run, or a load)."""
+
+    exit_code = ExitCode.BUSY
 
 
 def safe_url(url: str) -> str:
@@ -79,3 +86,26 @@ def connection(url: str) -> Iterator[psycopg2.extensions.connection]:
         yield conn
     finally:
         conn.close()
+
+
+@contextmanager
+def advisory_lock(conn: Any, namespace: int, day: dt.date, what: str) -> Iterator[None]:
+    """A session-level advisory lock on (namespace, D's day number), or LockBusy naming the holder.
+
+    Session-level, so it is released when the process dies: a killed run never blocks the next.
+    """
+    key = (namespace, day.toordinal())
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        if not cur.fetchone()[0]:
+            cur.execute("SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
+                        "USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s", key)
+            holder = cur.fetchone()
+            who = f" (PostgreSQL backend pid {holder[0]}, connected since {holder[2]:%Y-%m-%d %H:%M:%S})" \
+                if holder else ""
+            raise LockBusy(f"another {what} of dt={day} is running{who}: wait for it, or end that session")
+    try:
+        yield
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)

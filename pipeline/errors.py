@@ -13,7 +13,6 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flag, bad date, bad configuration: fix the input, rerunning will not help
     VALIDATION = 3  # data failed the validation gate: nothing was loaded
     BUSY = 4  # another run holds the lock for this date
-    NOT_IMPLEMENTED = 5  # the subcommand exists in the interface but is not built yet
 
 
 class PipelineError(Exception):
@@ -39,6 +38,3 @@ class ApiError(IngestError):
         super().__init__(message)
         self.status = status
 
-
-class NotImplementedStep(PipelineError):
-    exit_code = ExitCode.NOT_IMPLEMENTED

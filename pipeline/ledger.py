@@ -93,6 +93,10 @@ def read_ledger(url: str, schema: str, day: dt.date | None = None) -> list[dict[
                     "error, details FROM {}.{} {} ORDER BY dt, step").format(
         sql.Identifier(schema), sql.Identifier(LEDGER), sql.SQL("WHERE dt = %s") if day else sql.SQL(""))
     with connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (sql.SQL("{}.{}").format(sql.Identifier(schema),
+                                                                       sql.Identifier(LEDGER)).as_string(conn),))
+        if cur.fetchone()[0] is None:  # nothing has run against this database yet
+            return []
         cur.execute(query, (day,) if day else None)
         names = [c.name for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -95,6 +95,28 @@ def partition_bytes(lake: Path, entity: str, day: dt.date = DAY) -> dict[str, by
     return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*.jsonl"))}
 
 
+BUCKET = "igdb-lake-test"
+
+
+@pytest.fixture
+def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto in server mode on 127.0.0.1 (S3, EMR, ...), with boto3 pointed at it; BUCKET exists."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local SparkSession for the whole test session: 2 cores, 2 shuffle partitions."""

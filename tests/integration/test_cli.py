@@ -107,10 +107,20 @@ def test_ingest_without_credentials_uses_the_builtin_sandbox(tmp_path: Path) -> 
     assert "sandbox-secret" not in result.stderr + result.stdout
 
 
-def test_steps_not_built_yet_say_so_with_their_own_exit_code(tmp_path: Path) -> None:
-    result = run_cli("backfill", "--from", DAY.isoformat(), "--to", DAY.isoformat(), cwd=tmp_path)
-    assert result.returncode == 5
-    assert "not built yet" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["run"], "give either --date YYYY-MM-DD or --catchup"),
+        (["run", "--date", "2026-11-20", "--catchup"], "give either --date YYYY-MM-DD or --catchup"),
+        (["run", "--date", "2026-11-20", "--until", "2026-11-21"], "--until goes with --catchup"),
+        (["backfill", "--from", "2026-11-21", "--to", "2026-11-20"], "--to 2026-11-20 is before --from 2026-11-21"),
+    ],
+)
+def test_run_and_backfill_usage_errors_exit_2(args: list[str], says: str, tmp_path: Path) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert not (tmp_path / "lake").exists() and not (tmp_path / ".data").exists()
 
 
 def test_load_before_validate_is_refused_with_exit_3(tmp_path: Path) -> None:

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ingestion.ingest import ingest
 from pipeline.lake import S3Lake
-from tests.conftest import DAY, settings_for
-
-BUCKET = "igdb-lake-test"
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server._server.server_port}"
-    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+from tests.conftest import BUCKET, DAY, settings_for
 
 
 def _objects(prefix: str) -> dict[str, bytes]:
@@ -37,7 +20,7 @@ def _objects(prefix: str) -> dict[str, bytes]:
     return {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
 
 
-def test_ingest_lands_partitions_and_state_in_s3(s3_endpoint: str, make_sandbox, tmp_path: Path) -> None:
+def test_ingest_lands_partitions_and_state_in_s3(aws_endpoint: str, make_sandbox, tmp_path: Path) -> None:
     sandbox = make_sandbox(games=400)
     uri = f"s3://{BUCKET}/igdb"
     settings = settings_for(sandbox, uri, IGDB_PAGE_SIZE=50, INGEST_ENTITIES="games,genres",
@@ -65,7 +48,7 @@ def test_ingest_lands_partitions_and_state_in_s3(s3_endpoint: str, make_sandbox,
     assert {k: v for k, v in after.items() if "part-" in k} == {k: v for k, v in before.items() if "part-" in k}
 
 
-def test_s3_publish_removes_files_the_new_partition_no_longer_has(s3_endpoint: str, tmp_path: Path) -> None:
+def test_s3_publish_removes_files_the_new_partition_no_longer_has(aws_endpoint: str, tmp_path: Path) -> None:
     lake = S3Lake(f"s3://{BUCKET}/p", staging_root=tmp_path)
     with lake.staged_partition("raw/x/dt=2026-01-01", "a") as folder:
         for name in ("part-00000.jsonl", "part-00001.jsonl", "_manifest.json"):
@@ -77,7 +60,7 @@ def test_s3_publish_removes_files_the_new_partition_no_longer_has(s3_endpoint: s
     assert lake.read_text("raw/x/dt=2026-01-01/part-00000.jsonl") == "new"
 
 
-def test_s3_failed_build_leaves_the_old_partition(s3_endpoint: str, tmp_path: Path) -> None:
+def test_s3_failed_build_leaves_the_old_partition(aws_endpoint: str, tmp_path: Path) -> None:
     lake = S3Lake(f"s3://{BUCKET}/p", staging_root=tmp_path)
     with lake.staged_partition("raw/y/dt=2026-01-01", "a") as folder:
         (folder / "part-00000.jsonl").write_text("old")

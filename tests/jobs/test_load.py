@@ -21,11 +21,11 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.load import LOCK_NAMESPACE, LoadBusy, LoadRefused, run_load
+from jobs.load import LOCK_NAMESPACE, LoadRefused, run_load
 from jobs.transform import run_transform
 from jobs.validation import ValidationFailed, run_validation
 from jobs.warehouse import LOADED
-from pipeline.database import DatabaseError, connect
+from pipeline.database import DatabaseError, LockBusy, connect
 from pipeline.lake import LocalLake
 from pipeline.ledger import read_ledger
 from tests.conftest import CLI, FAST_LIMITS, cli_environ, settings_for
@@ -129,7 +129,7 @@ def test_a_second_load_of_the_same_date_is_refused_while_one_runs(spark, two_day
     try:
         with holder.cursor() as cur:  # what a running load of D2 holds
             cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, D2.toordinal()))
-        with pytest.raises(LoadBusy, match=rf"another load of dt={D2} is running \(PostgreSQL backend pid \d+"):
+        with pytest.raises(LockBusy, match=rf"another load of dt={D2} is running \(PostgreSQL backend pid \d+"):
             _load(spark, two_days, D2, pg_url, pg_schema)
         _load(spark, two_days, D1, pg_url, pg_schema)  # another date is not blocked
     finally:

@@ -1,0 +1,137 @@
+"""The four steps of a date, as functions of one `RunContext`, each returning a `StepResult`.
+
+They are the only place that knows how to call ingestion, the Spark jobs and the load, so the
+single-step subcommands, `run`, backfill and catch-up all do the same thing. Bookkeeping (ledger,
+done markers, locks) is the runner's job, not theirs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.lake import Lake, open_lake
+
+STEPS = ("ingest", "transform", "validate", "load")
+
+
+@dataclass
+class StepResult:
+    """What a step did: ledger counts, details kept in its done marker, and lines for the console."""
+
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_quarantined: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    complete: bool = True  # False for a partial run (--entities, --only): it never counts as done
+
+
+class SparkHandle:
+    """One SparkSession per process, created on first use (ingest alone never starts a JVM)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._session: Any = None
+
+    def get(self) -> Any:
+        if self._session is None:
+            self._session = self._factory()
+        return self._session
+
+    @classmethod
+    def of(cls, session: Any) -> SparkHandle:
+        """A handle on a session that already exists (tests, notebooks)."""
+        handle = cls(lambda: session)
+        handle._session = session
+        return handle
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    day: dt.date
+    run_id: str
+    spark: SparkHandle
+    database_url: str
+
+    @property
+    def lake(self) -> Lake:
+        return open_lake(self.settings.lake_uri, staging_root=f"{self.settings.data_dir}/staging")
+
+
+def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_refresh: bool = False) -> StepResult:
+    from ingestion.ingest import ingest
+
+    reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh)
+    return StepResult(
+        rows_out=sum(r.records for r in reports),
+        details={"entities": {r.entity: {"mode": r.mode, "records": r.records, "files": r.files,
+                                         "requests": r.requests, "seconds": r.seconds} for r in reports}},
+        lines=[f"{r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files {r.requests:>5} requests "
+               f"{r.seconds:>8.1f}s" for r in reports],
+        complete=entities is None,
+    )
+
+
+def transform_step(ctx: RunContext) -> StepResult:
+    from jobs.transform import run_transform
+
+    report = run_transform(ctx.spark.get(), ctx.lake, ctx.day, ctx.settings.marts_top_n)
+    entities = report["entities"]
+    return StepResult(
+        rows_in=sum(c["raw_lines"] for c in entities.values()),
+        rows_out=sum(c["staged"] for c in entities.values()),
+        rows_quarantined=sum(c["quarantined"] for c in entities.values()),
+        details={"full_refresh": report["full_refresh"], "rows": report["rows"],
+                 "quarantined": {e: c["quarantined"] for e, c in entities.items() if c["quarantined"]}},
+        lines=[f"{e:<22} raw {c['raw_lines']:>8}  staged {c['staged']:>8}  quarantined {c['quarantined']:>5}  "
+               f"collapsed {c['collapsed']:>5}" for e, c in entities.items()]
+        + [f"{table:<26} {rows:>9} rows" for table, rows in report["rows"].items()],
+    )
+
+
+def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None) -> StepResult:
+    from jobs.validation import run_validation, transform_report
+
+    transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
+    summary = run_validation(ctx.spark.get(), ctx.lake, ctx.day, ctx.run_id,
+                             ctx.settings.validation_max_quarantine_share, only=only)
+    lines = [f"{summary['expectations']} expectations passed, {summary['warnings']} warning(s)"
+             + ("" if summary["complete"] else f" (only {', '.join(only or ())})")]
+    lines += [f"warning: {w['suite']}: {w['description']} ({w['unexpected_count']} unexpected)"
+              for w in summary["warned"]]
+    lines.append(f"report: {summary['report']}")
+    return StepResult(
+        rows_in=sum(summary["rows"].values()),
+        details={"expectations": summary["expectations"], "warnings": summary["warned"],
+                 "complete": summary["complete"], "report": summary["report"]},
+        lines=lines,
+        complete=summary["complete"],
+    )
+
+
+def load_step(ctx: RunContext) -> StepResult:
+    from jobs.load import require_validated, run_load
+
+    require_validated(ctx.lake, ctx.day)  # before Spark starts: an unvalidated date is refused at once
+    result = run_load(ctx.spark.get(), ctx.lake, ctx.day, ctx.database_url, ctx.settings.database_schema,
+                      ctx.settings.load_on_empty)
+    marts = result["marts"]
+    return StepResult(
+        rows_in=sum(m["rows"] for m in marts.values()),
+        rows_out=sum(m["changed"] for m in marts.values()),
+        details={"schema": ctx.settings.database_schema, "marts": marts},
+        lines=[f"{name:<26} {m['rows']:>9} rows  {m['changed']:>9} changed" for name, m in marts.items()],
+    )
+
+
+STEP_FUNCTIONS: dict[str, Callable[..., StepResult]] = {
+    "ingest": ingest_step,
+    "transform": transform_step,
+    "validate": validate_step,
+    "load": load_step,
+}

@@ -1,0 +1,122 @@
+"""EMR packaging and submission: the bundle, its upload and the steps, against moto (S3 + EMR) over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import boto3
+
+from pipeline.config import load_settings
+from pipeline.emr import build_bundle, runtime_requirements
+from tests.conftest import BUCKET, PROJECT_ROOT
+
+BUNDLE = f"s3://{BUCKET}/bundles/igdb-pipeline/test"
+
+
+def _cluster() -> str:
+    emr = boto3.client("emr")
+    return emr.run_job_flow(
+        Name="igdb-test", ReleaseLabel="emr-7.9.0", Applications=[{"Name": "Spark"}],
+        Instances={"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole")["JobFlowId"]
+
+
+def test_the_bundle_holds_the_code_the_entry_point_and_pinned_dependencies(tmp_path: Path) -> None:
+    files = build_bundle(tmp_path / "dist")
+    with zipfile.ZipFile(files["pyfiles"]) as archive:
+        names = set(archive.namelist())
+    for module in ("pipeline/cli.py", "pipeline/runner.py", "ingestion/ingest.py", "jobs/transform.py", "jobs/main.py"):
+        assert module in names
+    assert not any(name.startswith("tests/") for name in names)
+    requirements = files["requirements"].read_text().split()
+    assert requirements == runtime_requirements()
+    assert all("==" in line for line in requirements)
+    assert not any(line.startswith("pyspark") for line in requirements)  # EMR's Spark, never PyPI's
+    assert any(line.startswith("great-expectations==") for line in requirements)
+    assert files["entry"].read_text() == (PROJECT_ROOT / "jobs" / "main.py").read_text()
+    assert os.access(files["bootstrap"], os.X_OK) or files["bootstrap"].read_text().startswith("#!/bin/bash")
+
+    # the zip alone (as --py-files puts it on sys.path) is enough to import and run the entry point
+    probe = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                            "from pipeline.cli import build_parser; build_parser(); import jobs.main",
+                            str(files["pyfiles"])], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_submit_uploads_the_bundle_and_adds_one_step_per_date(aws_endpoint: str, tmp_path: Path) -> None:
+    cluster = _cluster()
+    result = subprocess.run([sys.executable, "-m", "pipeline.emr", "submit", "--date", "2026-11-20", "--to",
+                             "2026-11-22", "--bundle-uri", BUNDLE, "--cluster-id", cluster,
+                             "--out", str(tmp_path / "dist")],
+                            cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="bundles/")["Contents"]}
+    prefix = "bundles/igdb-pipeline/test/"
+    assert {prefix + name for name in ("igdb_pipeline.zip", "main.py", "emr.yaml", "requirements.txt",
+                                       "constraints.txt", "configurations.json",
+                                       "bootstrap/install-python-deps.sh")} == keys
+
+    steps = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
+    by_name = {s["Name"]: s for s in steps}
+    assert set(by_name) == {f"igdb-pipeline run 2026-11-{d}" for d in (20, 21, 22)}
+    step = by_name["igdb-pipeline run 2026-11-21"]
+    assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
+    args = step["Config"]["Args"]
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert args[:6] == ["spark-submit", "--deploy-mode", "client", "--py-files", f"{BUNDLE}/igdb_pipeline.zip",
+                        f"{BUNDLE}/main.py"]
+    assert args[6:] == ["--job", "run", "--date", "2026-11-21", "--env", "emr", "--conf", f"{BUNDLE}/emr.yaml"]
+
+    # the job reads its settings from the uploaded file, as the step says
+    settings = load_settings(environ={**os.environ}, env_name="emr", conf_path=f"{BUNDLE}/emr.yaml")
+    assert settings.lake_uri.startswith("s3://") and settings.log_format == "json"
+
+
+def test_step_prints_the_json_for_aws_emr_add_steps_and_rejects_bad_input(tmp_path: Path) -> None:
+    printed = subprocess.run([str(PROJECT_ROOT / "spark-submit.sh"), "--emr", "--date", "2026-11-20",
+                              "--bundle-uri", BUNDLE], capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    steps = json.loads(printed.stdout)
+    assert [s["Name"] for s in steps] == ["igdb-pipeline run 2026-11-20"]
+
+    for bad, says in ((["--bundle-uri", "/local/folder"], "--bundle-uri must be s3://bucket/prefix"),
+                      (["--bundle-uri", BUNDLE, "--to", "2026-11-19"], "--to 2026-11-19 is before --date 2026-11-20")):
+        result = subprocess.run([sys.executable, "-m", "pipeline.emr", "step", "--date", "2026-11-20", *bad],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and says in result.stderr
+
+
+def test_emr_configuration_and_policy_are_what_the_jobs_need(tmp_path: Path) -> None:
+    configurations = json.loads((PROJECT_ROOT / "conf/emr/configurations.json").read_text())
+    by_class = {c["Classification"]: c for c in configurations}
+    defaults = by_class["spark-defaults"]["Properties"]
+    assert defaults["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
+    assert defaults["spark.pyspark.python"].endswith("python3.11")
+    export = by_class["spark-env"]["Configurations"][0]["Properties"]
+    assert export["PYSPARK_PYTHON"] == defaults["spark.pyspark.python"]
+
+    policy = json.loads((PROJECT_ROOT / "conf/emr/lake-access-policy.json").read_text())
+    settings = load_settings(environ={}, env_name="emr")
+    bucket = settings.lake_uri.split("/")[2]
+    lake_prefix = settings.lake_uri.split("/", 3)[3]
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(a.startswith("s3:") and "*" not in a for a in actions), statement  # no wildcards
+        assert statement["Resource"] != "*" and bucket in statement["Resource"]
+    writes = [s for s in policy["Statement"] if "s3:PutObject" in s["Action"]]
+    assert [s["Resource"] for s in writes] == [f"arn:aws:s3:::{bucket}/{lake_prefix}/*"]  # only the lake is written
+
+
+def test_dates_are_checked_before_anything_is_uploaded() -> None:
+    from pipeline.emr import steps_for
+
+    assert [s["Name"][-10:] for s in steps_for(dt.date(2026, 2, 27), dt.date(2026, 3, 1), BUNDLE)] == \
+        ["2026-02-27", "2026-02-28", "2026-03-01"]
