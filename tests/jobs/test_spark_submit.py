@@ -59,6 +59,11 @@ def test_a_fresh_directory_runs_the_whole_pipeline_with_no_settings(spark, tmp_p
     assert "steps: ingest already done, transform already done, validate already done, load already done" \
         in again.stdout
 
+    backfill = subprocess.run([*CLI, "backfill", "--from", str(DAY), "--to", str(DAY)], env=cli_environ(),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert backfill.returncode == 0, backfill.stderr[-2000:]
+    assert f"igdb-pipeline dt={DAY}: done" in backfill.stdout and "load already done" in backfill.stdout
+
     status = subprocess.run([*CLI, "status", "--from", str(DAY), "--to", str(DAY)], env=cli_environ(),
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr[-2000:]
