@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
@@ -52,7 +53,7 @@ sandbox: $(STAMP) ## serve the IGDB sandbox on 127.0.0.1:8788
 	$(BIN)/igdb-pipeline sandbox
 
 test: $(STAMP) browser lint typecheck ## lint, type-check, then the whole test suite (real HTTP, files, moto S3)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 browser: ## Debian's chromium, which renders the validation report in a test (installed once, needs apt)
 	@command -v chromium >/dev/null 2>&1 || { \

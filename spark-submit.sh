@@ -33,5 +33,6 @@ export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$here/.venv/bin/python}"
 exec "$here/.venv/bin/spark-submit" \
   --master "${SPARK_SUBMIT_MASTER:-local[*]}" \
   --driver-memory "${SPARK_DRIVER_MEMORY:-4g}" \
+  --conf spark.sql.shuffle.partitions="${SPARK_SHUFFLE_PARTITIONS:-8}" \
   --conf spark.ui.enabled=false \
   "$here/jobs/main.py" --job "$job" "$@"

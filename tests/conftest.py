@@ -119,7 +119,7 @@ def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local SparkSession for the whole test session: 2 cores, 2 shuffle partitions."""
+    """One local SparkSession per test session (per xdist worker): 2 cores, 2 shuffle partitions."""
     from jobs.session import build_session
 
     session = build_session("igdb-pipeline-tests", master="local[2]", shuffle_partitions=2, driver_memory="2g")
