@@ -95,6 +95,9 @@ class Dataset:
     load: LoadKind | None = None
     version_column: str | None = None  # newer-wins comparison for UPSERT_NEWER
     parent_key: str | None = None  # REPLACE_SET: the column whose set is replaced
+    # REPLACE_SET: the dataset listing every parent seen on D (rel_path), so a parent whose set
+    # became empty (no rows in this mart) still has its old rows removed
+    parents_from: str | None = None
     checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
     min_rows: int = 0  # a mart that must never be empty (the catalogue, the ranked marts); not D's deltas
 
@@ -287,7 +290,8 @@ def _datasets() -> dict[str, Dataset]:
         out.append(Dataset(bridge, Layer.MARTS, columns, ("game_id", id_column),
                            f"game to {entity}: the full set for each game seen on D",
                            # only D's changed games: a quiet day may change none that have any
-                           load=LoadKind.REPLACE_SET, parent_key="game_id", min_rows=0,
+                           load=LoadKind.REPLACE_SET, parent_key="game_id", parents_from="staging/games",
+                           min_rows=0,
                            checks=(References("game_id", "marts/dim_games", "game_id"),
                                    References(id_column, f"marts/dim_{entity}", id_column))))
     from ingestion.entities import ENTITIES

@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.datasets import Dataset
+from jobs.datasets import Dataset, Layer, dataset
 from jobs.io import read_partition
 from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
@@ -29,6 +29,8 @@ from jobs.warehouse import (
     copy_statement,
     drop_stage,
     ensure_schema,
+    parents_copy_statement,
+    parents_stage_ddl,
     stage_ddl,
     upsert_statements,
 )
@@ -70,6 +72,18 @@ def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
     return summary
 
 
+def _stage_parents(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str,
+                   schema: str) -> None:
+    """COPY the parents seen on D (ids of `ds.parents_from`) next to the mart's staged rows."""
+    assert ds.parents_from and ds.parent_key
+    layer, name = ds.parents_from.split("/", 1)
+    with conn, conn.cursor() as cur:
+        cur.execute(parents_stage_ddl(ds, schema, day))
+    statement = parents_copy_statement(ds, schema, day).as_string(conn)
+    ids = read_partition(spark, dataset(Layer(layer), name), lake, day).select(ds.parent_key).distinct()
+    copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
+
+
 def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
               expected_rows: int) -> dict[str, int]:
     """Stage, then one transaction: the mart's table becomes D's content per its load kind."""
@@ -82,6 +96,8 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
         staged = int(sum(lines.rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()))
         if staged != expected_rows:
             raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
+        if ds.parents_from:
+            _stage_parents(spark, lake, conn, ds, day, url, schema)
         with conn, conn.cursor() as cur:
             cur.execute(analyze_stage(ds, schema, day))
         changed = 0
@@ -114,10 +130,6 @@ def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: st
                                     f"deletes rows; set load.on_empty=skip to load the others)")
                 loaded: dict[str, dict[str, int]] = {}
                 for ds in LOADED:
-                    if int(rows.get(ds.rel_path, 0)) == 0 and not ds.min_rows:
-                        event(log, f"{ds.name}: no rows for {day} (none of D's changed games has any)")
-                        loaded[ds.name] = {"rows": 0, "changed": 0}
-                        continue
                     if ds.rel_path in empty:
                         event(log, f"{ds.name}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
                         continue

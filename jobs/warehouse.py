@@ -100,13 +100,37 @@ def stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
                    "(LIKE {target} INCLUDING DEFAULTS)").format(stage=stage, target=_table(schema, ds.name))
 
 
+def parents_stage_name(ds: Dataset, day: dt.date) -> str:
+    """REPLACE_SET: the parents seen on D (their sets are replaced, even by an empty one)."""
+    return f"{stage_name(ds, day)}_parents"
+
+
+def parents_stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    stage = _table(schema, parents_stage_name(ds, day))
+    return sql.SQL("DROP TABLE IF EXISTS {stage}; CREATE UNLOGGED TABLE {stage} AS SELECT {p} FROM {target} "
+                   "WITH NO DATA").format(stage=stage, p=sql.Identifier(_parent(ds)), target=_table(schema, ds.name))
+
+
+def parents_copy_statement(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(_table(schema, parents_stage_name(ds, day)),
+                                                      sql.Identifier(_parent(ds)))
+
+
+def _parent(ds: Dataset) -> str:
+    return ds.parent_key or ds.key[0]
+
+
 def analyze_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
-    """Statistics for the freshly filled staging table, so the planner hashes instead of looping."""
-    return sql.SQL("ANALYZE {}").format(_table(schema, stage_name(ds, day)))
+    """Statistics for the freshly filled staging table(s), so the planner hashes instead of looping."""
+    tables = [_table(schema, stage_name(ds, day))]
+    if ds.parents_from:
+        tables.append(_table(schema, parents_stage_name(ds, day)))
+    return sql.SQL("; ").join(sql.SQL("ANALYZE {}").format(t) for t in tables)
 
 
 def drop_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
-    return sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema, stage_name(ds, day)))
+    return sql.SQL("DROP TABLE IF EXISTS {}, {}").format(_table(schema, stage_name(ds, day)),
+                                                         _table(schema, parents_stage_name(ds, day)))
 
 
 def copy_statement(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
@@ -173,10 +197,12 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         parent = sql.Identifier(ds.parent_key or ds.key[0])
         # a parent whose stored set came from a later date keeps it: an older reload loses
         fresh = sql.SQL("NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = {alias}.{p} AND n.{sdt} > %(day)s)")
+        # the parents seen on D: all of them (an emptied set too) when the declaration lists them
+        seen = _table(schema, parents_stage_name(ds, day)) if ds.parents_from else stage
         gone = sql.SQL(
-            "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {stage} s WHERE {fresh_s}) "
+            "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {seen} s WHERE {fresh_s}) "
             "AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
-        ).format(target=target, p=parent, stage=stage, match=_key_match(ds, "s", "t"),
+        ).format(target=target, p=parent, stage=stage, seen=seen, match=_key_match(ds, "s", "t"),
                  fresh_s=fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
                                       sdt=sql.Identifier(SOURCE_DT)))
         later = sql.SQL("t.{sdt} < s.{sdt}").format(sdt=sql.Identifier(SOURCE_DT))

@@ -36,7 +36,7 @@ D2 = dt.date(2026, 11, 20)
 
 @pytest.fixture(scope="module")
 def two_days(spark, tmp_path_factory) -> dict[str, Any]:
-    """D1 full; then one game loses a genre and a few games change; D2 incremental. Both validated."""
+    """D1 full; then one game loses a genre, one loses all, a few change; D2 incremental. Both validated."""
     lake_dir = tmp_path_factory.mktemp("load") / "lake"
     lake = LocalLake(lake_dir)
     sandbox = start_sandbox(Store.generated(GeneratorSpec(games=200, seed=11)), limits=FAST_LIMITS)
@@ -47,6 +47,8 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
         game = next(g for g in store.records("games") if len(g.get("genres") or []) >= 2)
         kept, removed = game["genres"][1:], game["genres"][0]
         store.update("games", game["id"], genres=kept)
+        emptied = next(g for g in store.records("games") if g["id"] != game["id"] and g.get("genres"))
+        store.update("games", emptied["id"], genres=[])  # every genre removed: an empty set on D2
         store.touch("games", 0, sandbox.state.dice, ids=store.ids("games")[::25])
         ingest(settings, D2, "d2")
     finally:
@@ -54,7 +56,8 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
     for day in (D1, D2):
         run_transform(spark, lake, day, top_n=20)
         run_validation(spark, lake, day, f"v-{day}")
-    return {"lake": lake_dir, "game": game["id"], "removed_genre": removed, "kept_genres": kept}
+    return {"lake": lake_dir, "game": game["id"], "removed_genre": removed, "kept_genres": kept,
+            "emptied": emptied["id"]}
 
 
 def _tables(url: str, schema: str) -> dict[str, list[str]]:
@@ -89,7 +92,7 @@ def test_a_rerun_of_a_date_changes_nothing(spark, two_days, pg_url, pg_schema) -
     assert first["marts"]["dim_games"]["rows"] == 200 == first["marts"]["dim_games"]["changed"]
 
 
-def test_a_removed_genre_disappears_from_the_bridge(spark, two_days, pg_url, pg_schema) -> None:
+def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two_days, pg_url, pg_schema) -> None:
     _load(spark, two_days, D1, pg_url, pg_schema)
     _load(spark, two_days, D2, pg_url, pg_schema)
 
@@ -100,7 +103,14 @@ def test_a_removed_genre_disappears_from_the_bridge(spark, two_days, pg_url, pg_
         cur.execute(sql.SQL("SELECT genre_ids FROM {}.dim_games WHERE game_id = %s").format(
             sql.Identifier(pg_schema)), (two_days["game"],))
         [(genre_ids,)] = cur.fetchall()
+        cur.execute(sql.SQL("SELECT count(*) FROM {}.game_genres WHERE game_id = %s").format(
+            sql.Identifier(pg_schema)), (two_days["emptied"],))
+        [(emptied_rows,)] = cur.fetchall()
+        cur.execute(sql.SQL("SELECT genre_ids FROM {}.dim_games WHERE game_id = %s").format(
+            sql.Identifier(pg_schema)), (two_days["emptied"],))
+        [(emptied_ids,)] = cur.fetchall()
     conn.close()
+    assert emptied_rows == 0 and not emptied_ids  # a set emptied on D2 leaves no stale bridge rows
     assert [genre for genre, _ in rows] == sorted(two_days["kept_genres"])
     assert two_days["removed_genre"] not in [genre for genre, _ in rows]
     assert {source for _, source in rows} == {D2}
