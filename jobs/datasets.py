@@ -98,6 +98,9 @@ class Dataset:
     # REPLACE_SET: the dataset listing every parent seen on D (rel_path), so a parent whose set
     # became empty (no rows in this mart) still has its old rows removed
     parents_from: str | None = None
+    # REPLACE_SET: the loaded table (loaded before this one) whose source_dt tells when each parent
+    # last changed, so an older date never brings back a set that a later date emptied
+    parents_versioned_by: str | None = None
     checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
     min_rows: int = 0  # a mart that must never be empty (the catalogue, the ranked marts); not D's deltas
 
@@ -291,7 +294,7 @@ def _datasets() -> dict[str, Dataset]:
                            f"game to {entity}: the full set for each game seen on D",
                            # only D's changed games: a quiet day may change none that have any
                            load=LoadKind.REPLACE_SET, parent_key="game_id", parents_from="staging/games",
-                           min_rows=0,
+                           parents_versioned_by="dim_games", min_rows=0,
                            checks=(References("game_id", "marts/dim_games", "game_id"),
                                    References(id_column, f"marts/dim_{entity}", id_column))))
     from ingestion.entities import ENTITIES

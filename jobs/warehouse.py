@@ -195,21 +195,22 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
                         sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _newer(ds)))]
     if ds.load is LoadKind.REPLACE_SET:
         parent = sql.Identifier(ds.parent_key or ds.key[0])
-        # a parent whose stored set came from a later date keeps it: an older reload loses
-        fresh = sql.SQL("NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = {alias}.{p} AND n.{sdt} > %(day)s)")
+        # a parent whose stored set came from a later date keeps it: an older reload loses. The
+        # set's own rows say so; an emptied set has none, so the parent's row in the table that
+        # versions parents (dim_games: loaded first, changed whenever a set changes) says it too
+        template = "NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = s.{p} AND n.{sdt} > %(day)s)"
+        if ds.parents_versioned_by:
+            template += " AND NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND g.{sdt} > %(day)s)"
+        fresh = sql.SQL(template).format(target=target, p=parent, sdt=sql.Identifier(SOURCE_DT),
+                                         versions=_table(schema, ds.parents_versioned_by or ds.name))
         # the parents seen on D: all of them (an emptied set too) when the declaration lists them
         seen = _table(schema, parents_stage_name(ds, day)) if ds.parents_from else stage
         gone = sql.SQL(
-            "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {seen} s WHERE {fresh_s}) "
+            "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {seen} s WHERE {fresh}) "
             "AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
-        ).format(target=target, p=parent, stage=stage, seen=seen, match=_key_match(ds, "s", "t"),
-                 fresh_s=fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
-                                      sdt=sql.Identifier(SOURCE_DT)))
+        ).format(target=target, p=parent, stage=stage, seen=seen, match=_key_match(ds, "s", "t"), fresh=fresh)
         later = sql.SQL("t.{sdt} < s.{sdt}").format(sdt=sql.Identifier(SOURCE_DT))
-        add = _insert(ds, schema, day,
-                      sql.SQL("{} AND {}").format(
-                          fresh.format(target=target, p=parent, alias=sql.Identifier("s"),
-                                       sdt=sql.Identifier(SOURCE_DT)), _needed(ds, schema, later)),
+        add = _insert(ds, schema, day, sql.SQL("{} AND {}").format(fresh, _needed(ds, schema, later)),
                       sql.SQL("DO UPDATE SET {sdt} = excluded.{sdt} WHERE t.{sdt} < excluded.{sdt}").format(
                           sdt=sql.Identifier(SOURCE_DT)))
         return [gone, add]

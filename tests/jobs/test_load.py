@@ -131,6 +131,10 @@ def test_an_older_date_loaded_later_changes_nothing_the_newer_wrote(spark, two_d
         cur.execute(sql.SQL("SELECT genre_id FROM {}.game_genres WHERE game_id = %s ORDER BY 1").format(
             sql.Identifier(pg_schema)), (two_days["game"],))
         assert [r[0] for r in cur.fetchall()] == sorted(two_days["kept_genres"])
+        # and the game whose genres D2 removed altogether gets none of D1's back
+        cur.execute(sql.SQL("SELECT count(*) FROM {}.game_genres WHERE game_id = %s").format(
+            sql.Identifier(pg_schema)), (two_days["emptied"],))
+        assert cur.fetchone()[0] == 0
     conn.close()
 
 
