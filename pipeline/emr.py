@@ -166,10 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(steps, indent=2))
             return ExitCode.OK
         import boto3
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
 
         files = build_bundle(Path(args.out))
-        uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)
-        ids = add_steps(boto3.client("emr"), args.cluster_id, steps)
+        try:
+            uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)
+            ids = add_steps(boto3.client("emr"), args.cluster_id, steps)
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
+            print(f"error: AWS refused the submission: {exc}", file=sys.stderr)
+            return ExitCode.FAILED
         print(f"uploaded {len(uploaded)} files to {args.bundle_uri}; added step(s) {', '.join(ids)} "
               f"to {args.cluster_id}")
         return ExitCode.OK

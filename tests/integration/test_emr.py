@@ -75,6 +75,12 @@ def test_submit_uploads_the_bundle_and_adds_one_step_per_date(aws_endpoint: str,
                         f"{BUNDLE}/main.py"]
     assert args[6:] == ["--job", "run", "--date", "2026-11-21", "--env", "emr", "--conf", f"{BUNDLE}/emr.yaml"]
 
+    # a cluster that does not exist: a clear error, exit 1
+    missing = subprocess.run([sys.executable, "-m", "pipeline.emr", "submit", "--date", "2026-11-20", "--bundle-uri",
+                              BUNDLE, "--cluster-id", "j-NOSUCHCLUSTER", "--out", str(tmp_path / "dist2")],
+                             cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "error: AWS refused the submission" in missing.stderr, missing.stderr
+
     # the job reads its settings from the uploaded file, as the step says
     settings = load_settings(environ={**os.environ}, env_name="emr", conf_path=f"{BUNDLE}/emr.yaml")
     assert settings.lake_uri.startswith("s3://") and settings.log_format == "json"
