@@ -207,6 +207,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("give either --date YYYY-MM-DD or --catchup")
     if args.until and not args.catchup:
         raise ConfigError("--until goes with --catchup")
+    if args.from_step and args.catchup:
+        raise ConfigError("--from-step goes with --date (catch-up resumes each date at its first step not done)")
     spark = _spark(settings, "run")
     if args.catchup:
         return _run_range(settings, spark, None, args.until or _yesterday(), args.force)

@@ -151,13 +151,13 @@ def catchup_range(settings: Settings, states: dict[dt.date, dict[str, StepState]
     return min(first, until), until
 
 
-def run_dates(settings: Settings, days: list[dt.date], spark: SparkHandle, force: bool = False) -> list[DateRun]:
-    """Dates in order; stops at the first failure (later dates build on earlier ones' watermarks)."""
-    done = []
+def run_dates(settings: Settings, days: list[dt.date], spark: SparkHandle, force: bool = False
+              ) -> Iterator[DateRun]:
+    """Dates in order, each yielded when done; stops at the first failure (later dates build on
+    earlier ones' watermarks and catalogue)."""
     for number, day in enumerate(days, 1):
         event(log, f"date {number}/{len(days)}: dt={day}")
-        done.append(run_date(settings, day, spark, force=force))
-    return done
+        yield run_date(settings, day, spark, force=force)
 
 
 def summary_text(run: DateRun) -> str:

@@ -144,14 +144,14 @@ def story(spark, pg_url, tmp_path_factory) -> Iterator[dict[str, Any]]:
         seen["status_before_catchup"] = render_status(states, D1, D4)
         first, last = catchup_range(lenient, states, D3)
         seen["catchup_dates"] = missing_dates(states, first, last)
-        seen["d3_transform_failure"] = _failure(lambda: run_dates(lenient, seen["catchup_dates"], handle))
+        seen["d3_transform_failure"] = _failure(lambda: list(run_dates(lenient, seen["catchup_dates"], handle)))
         seen["d2_after_catchup"] = ledger(D2)
         seen["d3_after_transform_failure"] = ledger(D3)
 
         aside.rename(part)
         states = date_states(lenient, pg_url)
         seen["second_catchup_dates"] = missing_dates(states, *catchup_range(lenient, states, D3))
-        seen["second_catchup"] = run_dates(lenient, seen["second_catchup_dates"], handle)
+        seen["second_catchup"] = list(run_dates(lenient, seen["second_catchup_dates"], handle))
         seen["d3_done"] = ledger(D3)
 
         seen["reload"] = run_date(lenient, D3, handle, from_step="load")
