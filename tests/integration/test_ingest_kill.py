@@ -35,12 +35,14 @@ def _verify_manifest(lake: Path, entity: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trial", range(3))
-def test_sigkill_during_landing_keeps_old_partition_and_rerun_is_identical(trial: int, make_sandbox,
-                                                                          tmp_path: Path) -> None:
+def test_sigkill_during_landing_keeps_old_partition_and_rerun_is_identical(trial: int, make_sandbox, pg_url,
+                                                                          pg_schema, tmp_path: Path) -> None:
     sandbox = make_sandbox(games=2000, faults=Faults(latency_ms=(5, 15)))
     store = sandbox.state.store
     lake = tmp_path / "lake"
-    env = cli_environ(**sandbox_environ(sandbox, lake, IGDB_PAGE_SIZE=40, INGEST_ENTITIES=ENTITIES))
+    # the ledger goes to the tests' server: a killed ingest must not leave an embedded one running
+    ledger = {"DATABASE_URL": pg_url, "DATABASE_SCHEMA": pg_schema}
+    env = cli_environ(**sandbox_environ(sandbox, lake, IGDB_PAGE_SIZE=40, INGEST_ENTITIES=ENTITIES, **ledger))
 
     assert _run(env, tmp_path).returncode == 0
     old = {e: partition_bytes(lake, e) for e in ENTITIES.split(",")}
@@ -49,7 +51,7 @@ def test_sigkill_during_landing_keeps_old_partition_and_rerun_is_identical(trial
 
     reference_lake = tmp_path / "reference"
     reference_env = cli_environ(**sandbox_environ(sandbox, reference_lake, IGDB_PAGE_SIZE=40,
-                                                  INGEST_ENTITIES=ENTITIES))
+                                                  INGEST_ENTITIES=ENTITIES, **ledger))
     assert _run(reference_env, tmp_path).returncode == 0
     reference = {e: partition_bytes(reference_lake, e) for e in ENTITIES.split(",")}
     assert reference["games"] != old["games"]
