@@ -322,6 +322,14 @@ def _check_references() -> None:
                 raise AssertionError(f"{ds.rel_path}: checks name unknown column(s) {sorted(unknown)}")
             if isinstance(check, References) and check.target_column not in DATASETS[check.target].column_names:
                 raise AssertionError(f"{ds.rel_path}: {check.target} has no column {check.target_column}")
+        if ds.parents_from and ds.parent_key not in DATASETS[ds.parents_from].column_names:
+            raise AssertionError(f"{ds.rel_path}: parents_from {ds.parents_from} has no column {ds.parent_key}")
+        if ds.parents_versioned_by:
+            versions = DATASETS[f"{Layer.MARTS.value}/{ds.parents_versioned_by}"]
+            marts = list(DATASETS.values())
+            if ds.parent_key not in versions.column_names or marts.index(versions) > marts.index(ds):
+                raise AssertionError(f"{ds.rel_path}: parents_versioned_by must name a mart loaded before it, "
+                                     f"with column {ds.parent_key}")
 
 
 _check_references()

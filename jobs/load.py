@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.datasets import Dataset, Layer, dataset
+from jobs.datasets import DATASETS, Dataset
 from jobs.io import read_partition
 from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
@@ -76,11 +76,10 @@ def _stage_parents(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day:
                    schema: str) -> None:
     """COPY the parents seen on D (ids of `ds.parents_from`) next to the mart's staged rows."""
     assert ds.parents_from and ds.parent_key
-    layer, name = ds.parents_from.split("/", 1)
     with conn, conn.cursor() as cur:
         cur.execute(parents_stage_ddl(ds, schema, day))
     statement = parents_copy_statement(ds, schema, day).as_string(conn)
-    ids = read_partition(spark, dataset(Layer(layer), name), lake, day).select(ds.parent_key).distinct()
+    ids = read_partition(spark, DATASETS[ds.parents_from], lake, day).select(ds.parent_key).distinct()
     copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
 
 

@@ -218,6 +218,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.date, force: bool) -> int:
     """Backfill (first given: every date) or catch-up (first None: the dates not done since the start)."""
+    from pipeline.progress import days_between
     from pipeline.runner import catchup_range, date_states, missing_dates, run_dates, summary_text
 
     if first is None:
@@ -227,7 +228,7 @@ def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.d
         print(f"catch-up {low} .. {high}: {len(days)} date(s) not done"
               + (f": {', '.join(map(str, days))}" if days else ""))
     else:
-        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+        days = days_between(first, last)
     for run in run_dates(settings, days, spark, force):
         print(summary_text(run))
     return ExitCode.OK

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.progress import days_between
 
 PACKAGES = ("pipeline", "ingestion", "jobs")
 PYFILES = "igdb_pipeline.zip"
@@ -130,7 +131,7 @@ def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str) -> list[dic
     last = last or first
     if last < first:
         raise ConfigError(f"--to {last} is before --date {first}")
-    return [run_step(first + dt.timedelta(days=n), bundle_uri) for n in range((last - first).days + 1)]
+    return [run_step(day, bundle_uri) for day in days_between(first, last)]
 
 
 def add_steps(emr: Any, cluster_id: str, steps: list[dict[str, Any]]) -> list[str]:

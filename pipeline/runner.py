@@ -26,6 +26,7 @@ from pipeline.notify import notify
 from pipeline.progress import (
     StepState,
     clear_markers,
+    days_between,
     is_done,
     marked_dates,
     plan,
@@ -140,8 +141,7 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
 
 def missing_dates(states: dict[dt.date, dict[str, StepState]], first: dt.date, last: dt.date) -> list[dt.date]:
     """Dates from first to last (inclusive) that are not fully done: never run, failed, or stale."""
-    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    return [d for d in days if d not in states or not is_done(states[d])]
+    return [d for d in days_between(first, last) if d not in states or not is_done(states[d])]
 
 
 def catchup_range(settings: Settings, states: dict[dt.date, dict[str, StepState]], until: dt.date

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.progress import StepState
+from pipeline.progress import StepState, days_between
 from pipeline.steps import STEPS
 
 REASON_WIDTH = 160
@@ -26,8 +26,7 @@ def render_status(states: dict[dt.date, dict[str, StepState]], first: dt.date, l
     lines = ["dt          " + "".join(f"{s:<{width}}" for s in STEPS) + "complete"]
     missing = StepState("missing")
     counts = {"complete": 0, "incomplete": 0}
-    for n in range((last - first).days + 1):
-        day = first + dt.timedelta(days=n)
+    for day in days_between(first, last):
         row = states.get(day, {})
         cells = [row.get(s, missing) for s in STEPS]
         complete = all(c.status == "done" for c in cells)

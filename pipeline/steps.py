@@ -10,22 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.lake import Lake, open_lake
+from pipeline.ledger import StepRecord
 
 STEPS = ("ingest", "transform", "validate", "load")
 
 
 @dataclass
-class StepResult:
-    """What a step did: ledger counts, details kept in its done marker, and lines for the console."""
+class StepResult(StepRecord):
+    """What a step did: the ledger's counts and details (kept in its done marker too), and lines
+    for the console."""
 
-    rows_in: int | None = None
-    rows_out: int | None = None
-    rows_quarantined: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     complete: bool = True  # False for a partial run (--entities, --only): it never counts as done
 
@@ -58,8 +57,9 @@ class RunContext:
     spark: SparkHandle
     database_url: str
 
-    @property
+    @cached_property
     def lake(self) -> Lake:
+        """Opened once per run (on S3, one boto3 client for every step)."""
         return open_lake(self.settings.lake_uri, staging_root=f"{self.settings.data_dir}/staging")
 
 
