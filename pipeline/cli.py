@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.config import Settings, load_settings, parse_overrides
+from pipeline.config import Settings, load_settings, parse_overrides, strict_date
 from pipeline.errors import ConfigError, ExitCode, PipelineError
 from pipeline.logs import configure_logging, event, register_secrets
 from pipeline.steps import STEPS
@@ -23,11 +22,9 @@ log = logging.getLogger("igdb_pipeline")
 
 
 def parse_date(text: str) -> dt.date:
-    """Strict YYYY-MM-DD (Python 3.11 would also take 20261120, which a partition name must not)."""
+    """A --date flag: strict YYYY-MM-DD, or a usage error."""
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError(text)
-        return dt.date.fromisoformat(text)
+        return strict_date(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
 

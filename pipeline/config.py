@@ -122,18 +122,22 @@ def memory_size(raw: Any) -> str:
     return text
 
 
-def iso_date(raw: Any) -> dt.date | None:
-    if raw is None or str(raw).strip() == "":
-        return None
-    if isinstance(raw, dt.date):  # YAML reads an unquoted 2026-11-01 as a date already
-        return raw
-    text = str(raw).strip()
+def strict_date(text: str) -> dt.date:
+    """YYYY-MM-DD only (Python 3.11 would also take 20261120, which a partition name must not)."""
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise ValueError("must be a date YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+def iso_date(raw: Any) -> dt.date | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    if isinstance(raw, dt.date):  # YAML reads an unquoted 2026-11-01 as a date already
+        return raw
+    return strict_date(str(raw).strip())
 
 
 def choice(*allowed: str) -> Callable[[Any], str]:
