@@ -11,8 +11,8 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
-        bench bench-ingest bench-transform bench-validate bench-load load package emr-run docker-build docker-run \
-        docker-config clean
+        bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-report load package emr-run \
+        docker-build docker-run docker-config clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -88,7 +88,14 @@ bench-validate: $(STAMP) ## validation of every output vs the transform time (35
 bench-load: $(STAMP) ## upsert of 350k dim_games + bridges vs plain COPY, and a 1%-changed rerun
 	$(BIN)/python -m bench.bench_load
 
-bench: bench-ingest bench-transform bench-validate bench-load ## every benchmark
+bench-daily: $(STAMP) ## daily incremental run end to end: 2k changed games on a 350k catalogue (goal <= 90 s)
+	$(BIN)/python -m bench.bench_daily
+
+bench: bench-ingest bench-transform bench-validate bench-load bench-daily ## every benchmark, then bench/REPORT.md + report.png
+	$(BIN)/python -m bench.report
+
+bench-report: $(STAMP) ## bench/REPORT.md and bench/report.png from the results in bench/out/ (missing: "not run")
+	$(BIN)/python -m bench.report
 
 package: $(STAMP) ## build the EMR bundle into dist/ (py-files zip, entry point, pinned deps, bootstrap)
 	$(BIN)/python -m pipeline.emr package --out dist

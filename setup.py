@@ -35,6 +35,7 @@ setup(
             "mypy>=1.10",
             "duckdb>=1.0",  # benchmark baseline only
             "psutil>=5.9",  # benchmark: peak RSS of the measured process
+            "matplotlib>=3.10,<3.11",  # benchmark report: the chart of the stages' times (bench/report.png)
         ],
     },
     entry_points={"console_scripts": ["igdb-pipeline=pipeline.cli:main"]},

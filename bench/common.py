@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -47,7 +48,9 @@ def sandbox_env(info: dict[str, Any], **extra: str) -> dict[str, str]:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
+    """bench/out/<name>.json, stamped with when it was measured (the report shows it per row)."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    stamped = {**result, "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
     return path

@@ -18,15 +18,22 @@ from typing import Any
 from ingestion.entities import ENTITIES, LandingMode
 from ingestion.landing import partition_path, write_manifest
 from ingestion.paginator import PartFile
-from ingestion.sandbox.generator import GeneratorSpec, generate_reference, iter_games, iter_popularity_primitives
+from ingestion.sandbox.generator import (
+    REFERENCE_ENTITIES,
+    GeneratorSpec,
+    generate_reference,
+    iter_games,
+    iter_popularity_primitives,
+)
 from ingestion.watermarks import Window
 from pipeline.lake import LocalLake
 
 PARTS = 6
 
 
-def _write_entity(lake: LocalLake, entity: str, day: dt.date, records: Iterable[dict[str, Any]],
-                  max_id: int) -> int:
+def write_entity(lake: LocalLake, entity: str, day: dt.date, records: Iterable[dict[str, Any]],
+                  max_id: int, window: Window | None = None, reached: int | None = None) -> int:
+    """One partition of records in ascending id; games land as a full refresh unless a window is given."""
     fields = set(ENTITIES[entity].fields)
     bounds = [max_id * i // PARTS for i in range(PARTS + 1)]
     with lake.staged_partition(partition_path(entity, day), "bench") as folder:
@@ -46,20 +53,27 @@ def _write_entity(lake: LocalLake, entity: str, day: dt.date, records: Iterable[
         for handle in handles.values():
             handle.close()
         files = [PartFile(p.name, p, n, size, sha.hexdigest()) for p, n, size, sha in stats.values()]
-        mode = LandingMode.FULL if entity == "games" else LandingMode.SNAPSHOT
-        write_manifest(folder, entity=entity, day=day, window=Window(mode, None), files=files, api_calls={},
-                       run_id="bench", reached=None, fetch_seconds=0.0)
+        if window is None:
+            window = Window(LandingMode.FULL if entity == "games" else LandingMode.SNAPSHOT, None)
+        write_manifest(folder, entity=entity, day=day, window=window, files=files, api_calls={},
+                       run_id="bench", reached=reached, fetch_seconds=0.0)
     return sum(f.records for f in files)
+
+
+def write_reference(lake: LocalLake, spec: GeneratorSpec, day: dt.date) -> dict[str, int]:
+    """The six reference snapshots of `day`; record counts."""
+    counts = {}
+    for entity in REFERENCE_ENTITIES:
+        rows = generate_reference(entity, spec)
+        counts[entity] = write_entity(lake, entity, day, rows, max(r["id"] for r in rows))
+    return counts
 
 
 def write_raw_lake(root: Path, games: int, day: dt.date, seed: int = 42) -> dict[str, int]:
     """All eight entities of `day` for a generated catalogue of `games` games; record counts."""
     lake = LocalLake(root)
     spec = GeneratorSpec(games=games, seed=seed)
-    counts = {}
-    for entity in ("platforms", "genres", "themes", "game_modes", "player_perspectives", "popularity_types"):
-        rows = generate_reference(entity, spec)
-        counts[entity] = _write_entity(lake, entity, day, rows, max(r["id"] for r in rows))
+    counts = write_reference(lake, spec, day)
     game_ids: list[int] = []
 
     def games_seen() -> Iterable[dict[str, Any]]:
@@ -68,8 +82,8 @@ def write_raw_lake(root: Path, games: int, day: dt.date, seed: int = 42) -> dict
             yield game
 
     # ids grow about 1.3 per game: the bound only shapes the part files, as ingestion's id ranges do
-    counts["games"] = _write_entity(lake, "games", day, games_seen(), int(games * 1.3) + 20)
-    counts["popularity_primitives"] = _write_entity(
+    counts["games"] = write_entity(lake, "games", day, games_seen(), int(games * 1.3) + 20)
+    counts["popularity_primitives"] = write_entity(
         lake, "popularity_primitives", day, iter_popularity_primitives(spec), games * 11 + 20)
     return counts
 

@@ -1,0 +1,300 @@
+"""The daily incremental run end to end: 2k changed games on top of a 350k-game catalogue.
+
+    make bench-daily                 # N=350000 games, 2000 changed (raw partitions generated once, then cached)
+    python -m bench.bench_daily --games 20000 --changed 500
+
+Day D = 2026-11-20 is the catalogue: the cached raw lake of bench/raw_lake.py (all games as a
+full refresh) run through transform, validate and load into an empty schema. Day D+1 is a
+quiet day as ingestion lands it: `games` in mode `incremental` (window since the watermark of D
+minus the one-hour safety margin) holding only the changed games, each with a newer
+`updated_at`, a new rating and one genre fewer; the six reference snapshots; and D+1's
+`popularity_primitives` for the whole catalogue (new values). The measured figure is the wall
+clock of `igdb-pipeline run --date D+1` as a subprocess: Python start, Spark start-up, transform
+(merge with D's `dim_games`), validate, load.
+
+Ingest is not in the timed run (`run --from-step transform`): the raw partitions are landed
+before the clock starts. `run` would otherwise call the API, and its time there is set by
+IGDB's 4 requests/s, not by this code: D+1's popularity snapshot alone is about 5,600 pages
+(23 minutes at the ceiling) for 350k games. bench-ingest measures that path; the JSON records
+the pages D+1 would take and their time at the ceiling, so the report can say what is left out.
+
+Baseline, measured in the same run: D's run (`run --date D --from-step transform`, the same
+command on the whole catalogue as a full refresh into empty tables). The ratio daily / full
+says how much the incremental path saves. D's lake and database are therefore built on every
+run, not cached: a cached D would make the baseline a figure from another run.
+
+The run must be right to count: dim_games in PostgreSQL holds the whole catalogue, exactly the
+changed games carry D+1's `updated_at` and new rating, their genre sets lost one genre, the load
+changed exactly those dim_games rows, and D+1's popularity facts are all there.
+PostgreSQL: DATABASE_URL (schema bench_daily, dropped first), else pgserver's, started in a
+temporary folder and deleted after; its start-up is not timed (production uses RDS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import CLI, OUT, write_result
+from bench.raw_lake import cached_raw_lake, write_entity, write_reference
+from ingestion.entities import LandingMode
+from ingestion.sandbox.generator import GeneratorSpec, iter_popularity_primitives
+from ingestion.watermarks import Window
+from pipeline.lake import LocalLake
+
+DAY = dt.date(2026, 11, 20)
+NEXT = DAY + dt.timedelta(days=1)
+SEED = 42  # the seed of the cached raw lake
+SCHEMA = "bench_daily"
+GOAL_SECONDS = 90
+SAFETY_MARGIN = 3600  # ingest.safety_margin_seconds' default
+PAGE_SIZE, RATE = 500, 4.0  # IGDB's page size and request rate: what ingest of D+1 would need
+STEPS = ("transform", "validate", "load")
+ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "SLACK_", "DATABASE_", "PIPELINE_")
+
+
+def epoch(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def changed_game(game: dict[str, Any], updated_at: int) -> dict[str, Any]:
+    """D+1's version of a game: newer updated_at, rating moved by 7 points, one vote more, one genre fewer."""
+    new = dict(game, updated_at=updated_at)
+    rating = game["rating"]
+    new["rating"] = rating + 7.0 if rating <= 90.0 else rating - 7.0
+    new["rating_count"] = game["rating_count"] + 1
+    new["total_rating_count"] = game["total_rating_count"] + 1
+    aggregated = game.get("aggregated_rating")
+    new["total_rating"] = (new["rating"] + aggregated) / 2 if aggregated is not None else new["rating"]
+    if len(game.get("genres", [])) > 1:
+        new["genres"] = game["genres"][1:]
+    return new
+
+
+def raw_records(root: Path, entity: str, day: dt.date) -> Iterator[dict[str, Any]]:
+    """A raw partition's records in the order of its manifest (ascending id)."""
+    folder = root / "raw" / entity / f"dt={day}"
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    for part in manifest["files"]:
+        with open(folder / part["name"], "rb") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def write_next_day(raw: Path, target: Path, games: int, changed: int) -> dict[str, Any]:
+    """D+1's raw partitions under target/raw, landed as ingestion lands them; what the checks expect."""
+    lake = LocalLake(target)
+    write_reference(lake, GeneratorSpec(games=games, seed=SEED), NEXT)
+    stride = max(1, games // changed)
+    catalogue: list[dict[str, Any]] = []  # id and release date of every game: what popularity needs
+    picked: list[dict[str, Any]] = []
+    watermark = 0
+    for index, game in enumerate(raw_records(raw, "games", DAY)):
+        catalogue.append({"id": game["id"], "first_release_date": game.get("first_release_date", 0)})
+        watermark = max(watermark, game["updated_at"])
+        if index % stride == 0 and len(picked) < changed:
+            picked.append(changed_game(game, epoch(NEXT) + 60 + len(picked) % 3600))
+    reached = max(g["updated_at"] for g in picked)
+    window = Window(LandingMode.INCREMENTAL, watermark - SAFETY_MARGIN)
+    write_entity(lake, "games", NEXT, picked, int(games * 1.3) + 20, window=window, reached=reached)
+    # a new seed gives the day new popularity values; the anchor makes calculated_at D+1
+    spec = GeneratorSpec(games=games, seed=SEED + 1, anchor=epoch(NEXT))
+    with_popularity: set[int] = set()
+
+    def popularity() -> Iterator[dict[str, Any]]:
+        for row in iter_popularity_primitives(spec, catalogue):
+            with_popularity.add(row["game_id"])
+            yield row
+
+    popularity_rows = write_entity(lake, "popularity_primitives", NEXT, popularity(), games * 11 + 20)
+    return {
+        "changed": len(picked), "updated_at": {str(g["id"]): g["updated_at"] for g in picked},
+        "rating": {str(g["id"]): g["rating"] for g in picked},
+        "genre_pairs": sum(len(set(g.get("genres", []))) for g in picked),
+        "popularity_rows": popularity_rows, "popularity_games": len(with_popularity),
+    }
+
+
+def cached_next_day(raw: Path, games: int, changed: int) -> tuple[Path, dict[str, Any]]:
+    """D+1's raw partitions for this catalogue and number of changes, generated once."""
+    root = OUT / "lakes" / f"daily-{games}-{changed}-{NEXT}"
+    marker = root / "_expect.json"
+    if marker.is_file():
+        return root, json.loads(marker.read_text())
+    work = root.with_name(root.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    expect = write_next_day(raw, work, games, changed)
+    (work / "_expect.json").write_text(json.dumps(expect))
+    shutil.rmtree(root, ignore_errors=True)
+    work.rename(root)
+    return root, expect
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard links where the file system allows (the raw files are only ever read), else copies."""
+    try:
+        shutil.copytree(source, target, copy_function=os.link, dirs_exist_ok=True)
+    except OSError:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def ingest_pages(root: Path, day: dt.date) -> dict[str, Any]:
+    """The requests ingest would make for a date's partitions, and their time at IGDB's ceiling."""
+    pages = 0
+    for manifest in sorted((root / "raw").glob(f"*/dt={day}/_manifest.json")):
+        pages += math.ceil(json.loads(manifest.read_text())["records"] / PAGE_SIZE)
+    return {"pages": pages, "seconds_at_ceiling": round(pages / RATE, 1)}
+
+
+def run_env(url: str, data_dir: Path) -> dict[str, str]:
+    """The environment of the measured runs: our database and data folder, none of the caller's
+    pipeline settings (no webhook, no other lake or schema)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+    env.update(DATABASE_URL=url, DATABASE_SCHEMA=SCHEMA, PIPELINE_DATA_DIR=str(data_dir))
+    return env
+
+
+def run_command(day: dt.date, lake: Path, driver_memory: str) -> list[str]:
+    return [*CLI, "run", "--date", str(day), "--from-step", "transform", "--lake", str(lake),
+            "--set", "spark.master=local[2]", "--set", f"spark.driver_memory={driver_memory}"]
+
+
+def timed_run(day: dt.date, lake: Path, env: dict[str, str], driver_memory: str) -> tuple[float, dict[str, float]]:
+    """Wall clock of `igdb-pipeline run` for a date, and each step's own seconds (done markers)."""
+    started = time.monotonic()
+    proc = subprocess.run(run_command(day, lake, driver_memory), env=env, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"run --date {day} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    steps = {s: json.loads((lake / f"_done/{s}/dt={day}").read_text())["seconds"] for s in STEPS}
+    return wall, steps
+
+
+def check_lake(lake: Path, games: int, expect: dict[str, Any]) -> dict[str, Any]:
+    """D+1 was incremental, kept the whole catalogue, and loaded exactly the changed games."""
+    report = json.loads((lake / f"reports/transform/dt={NEXT}/summary.json").read_text())
+    load = json.loads((lake / f"_done/load/dt={NEXT}").read_text())["details"]["marts"]
+    problems = []
+    if report["full_refresh"]:
+        problems.append("D+1 was transformed as a full refresh")
+    if report["entities"]["games"]["staged"] != expect["changed"]:
+        problems.append(f"staged {report['entities']['games']['staged']} games, expected {expect['changed']}")
+    if report["rows"]["dim_games"] != games:
+        problems.append(f"dim_games of D+1 has {report['rows']['dim_games']} rows, expected {games}")
+    if load["dim_games"]["changed"] != expect["changed"]:
+        problems.append(f"the load changed {load['dim_games']['changed']} dim_games rows, expected {expect['changed']}")
+    if problems:
+        raise SystemExit("the daily run is wrong: " + "; ".join(problems))
+    return {name: m["changed"] for name, m in load.items()}
+
+
+def check_database(url: str, games: int, expect: dict[str, Any]) -> None:
+    """What PostgreSQL holds after D+1: the catalogue, the changes, the day's facts."""
+    from pipeline.database import connection
+
+    ids = [int(i) for i in expect["updated_at"]]
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*), count(*) FILTER (WHERE updated_at >= %s) FROM {SCHEMA}.dim_games",
+                    (dt.datetime(NEXT.year, NEXT.month, NEXT.day, tzinfo=dt.UTC),))
+        total, newer = cur.fetchone()
+        cur.execute(f"SELECT game_id, rating, extract(epoch FROM updated_at)::bigint FROM {SCHEMA}.dim_games "
+                    "WHERE game_id = ANY(%s)", (ids,))
+        rows = {str(r[0]): (r[1], r[2]) for r in cur.fetchall()}
+        cur.execute(f"SELECT count(*) FROM {SCHEMA}.game_genres WHERE game_id = ANY(%s)", (ids,))
+        genre_pairs = cur.fetchone()[0]
+        cur.execute(f"SELECT count(*) FROM {SCHEMA}.fct_game_popularity WHERE snapshot_date = %s", (NEXT,))
+        facts = cur.fetchone()[0]
+    wrong = [i for i in expect["updated_at"] if i not in rows or rows[i][1] != expect["updated_at"][i]
+             or abs(rows[i][0] - expect["rating"][i]) > 1e-9]
+    problems = [text for bad, text in (
+        (total != games, f"dim_games holds {total} rows, expected {games}"),
+        (newer != expect["changed"], f"{newer} dim_games rows are from D+1, expected {expect['changed']}"),
+        (bool(wrong), f"{len(wrong)} changed games lack their D+1 rating or updated_at (e.g. {wrong[:3]})"),
+        (genre_pairs != expect["genre_pairs"], f"changed games have {genre_pairs} genres, "
+                                               f"expected {expect['genre_pairs']}"),
+        (facts != expect["popularity_games"], f"{facts} popularity facts for D+1, "
+                                              f"expected {expect['popularity_games']}"),
+    ) if bad]
+    if problems:
+        raise SystemExit("PostgreSQL after the daily run is wrong: " + "; ".join(problems))
+
+
+def fresh_schema(url: str) -> None:
+    from pipeline.database import connection
+
+    with connection(url) as conn, conn, conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--games", type=int, default=350_000)
+    parser.add_argument("--changed", type=int, default=2_000)
+    parser.add_argument("--driver-memory", default="6g")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    raw, counts = cached_raw_lake(args.games, DAY, OUT / "lakes")
+    next_raw, expect = cached_next_day(raw, counts["games"], args.changed)
+    print(f"bench-daily: {counts['games']} games on {DAY}, {expect['changed']} changed on {NEXT} with "
+          f"{expect['popularity_rows']} popularity rows (raw partitions ready in {time.monotonic() - started:.0f}s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Path(tmp) / "lake"
+        link_tree(raw / "raw", lake / "raw")
+        link_tree(next_raw / "raw", lake / "raw")
+        server = None
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            import pgserver
+
+            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+            url = str(server.get_uri())
+        try:
+            fresh_schema(url)
+            env = run_env(url, Path(tmp) / "data")
+            full_wall, full_steps = timed_run(DAY, lake, env, args.driver_memory)
+            print(f"  baseline, D full run: {full_wall:.1f}s ({_steps_text(full_steps)})")
+            daily_wall, daily_steps = timed_run(NEXT, lake, env, args.driver_memory)
+            changed_rows = check_lake(lake, counts["games"], expect)
+            check_database(url, counts["games"], expect)
+        finally:
+            if server is not None:
+                server.cleanup()
+
+    ingest = ingest_pages(next_raw, NEXT)
+    ratio = daily_wall / full_wall
+    result = {
+        "games": counts["games"], "changed_games": expect["changed"], "popularity_rows": expect["popularity_rows"],
+        "daily_seconds": round(daily_wall, 1), "daily_steps_seconds": daily_steps,
+        "daily_outside_steps_seconds": round(daily_wall - sum(daily_steps.values()), 1),
+        "baseline_full_run_seconds": round(full_wall, 1), "baseline_steps_seconds": full_steps,
+        "ratio_daily_over_full_run": round(ratio, 3), "goal_seconds": GOAL_SECONDS,
+        "daily_changed_rows": changed_rows, "ingest_not_timed": ingest, "driver_memory": args.driver_memory,
+        "timed_command": " ".join(["igdb-pipeline", *run_command(NEXT, Path("LAKE"), args.driver_memory)[3:]]),
+    }
+    print(f"  daily run D+1: {daily_wall:.1f}s ({_steps_text(daily_steps)}; {result['daily_outside_steps_seconds']}s "
+          f"outside the steps; Spark starts inside transform)")
+    print(f"  ratio daily/full = {ratio:.2f}; daily {daily_wall:.1f}s (goal <= {GOAL_SECONDS}s)")
+    print(f"  checked: dim_games = {counts['games']} rows, {expect['changed']} changed games loaded; "
+          f"rows changed by the load {changed_rows}")
+    print(f"  not timed: ingest of D+1 would take {ingest['pages']} requests, "
+          f"{ingest['seconds_at_ceiling']:.0f}s at 4 req/s")
+    print(f"  written to {write_result('daily', result)}")
+
+
+def _steps_text(steps: dict[str, float]) -> str:
+    return ", ".join(f"{s} {v:.1f}s" for s, v in steps.items())
+
+
+if __name__ == "__main__":
+    main()
