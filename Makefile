@@ -11,8 +11,8 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
-        bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-report load package emr-run \
-        docker-build docker-run docker-config clean
+        reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-report load package \
+        emr-run docker-build docker-run docker-config clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,10 +62,13 @@ browser: ## Debian's chromium, which renders the validation report in a test (in
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check pipeline ingestion jobs tests bench
+	$(BIN)/ruff check pipeline ingestion jobs tests bench reliability
 
 typecheck: $(STAMP) ## mypy
-	$(BIN)/mypy pipeline ingestion jobs
+	$(BIN)/mypy pipeline ingestion jobs reliability
+
+reliability: $(STAMP) ## the pipeline under faults, one PASS/FAIL line per scenario (about 45 min; ARGS="--only secrets")
+	$(BIN)/python -m reliability $(ARGS)
 
 bench-ingest: $(STAMP) ## ingestion throughput vs the API rate ceiling (100k games)
 	$(BIN)/python -m bench.bench_ingest

@@ -189,3 +189,40 @@ def test_a_missing_or_damaged_raw_partition_stops_with_a_clear_error(spark, two_
     with pytest.raises(TransformError, match=r"raw/platforms/dt=2030-01-01 has no _manifest.json: run "
                                              r"`igdb-pipeline ingest --date 2030-01-01` first"):
         run_transform(spark, LocalLake(two_days["lake"]), dt.date(2030, 1, 1))
+
+
+@pytest.mark.slow
+def test_a_transform_killed_at_a_random_point_leaves_no_partial_partition(spark, two_days, pg_url, pg_schema,
+                                                                           tmp_path: Path) -> None:
+    """The pytest subset of `make reliability`'s SIGKILL trials (which run 20, over every step):
+    the transform replacing D2 is SIGKILLed at a seeded random point. Right after the kill every
+    partition of D2 is absent or whole; the rerun gives exactly the partitions it had."""
+    import random
+    import time
+
+    from ingestion.entities import ENTITIES
+    from reliability import checks
+    from reliability.world import start_process
+    from tests.conftest import CLI, cli_environ
+
+    lake = two_days["lake"]
+    entities = list(ENTITIES)
+    whole = checks.partition_states(lake, D2, entities)
+    started = time.monotonic()
+    run_transform(spark, LocalLake(lake), D2)
+    warm_seconds = time.monotonic() - started
+    assert checks.partition_states(lake, D2, entities) == whole, "a rerun of D2 must give the same partitions"
+
+    fraction = random.Random(7).random()
+    env = cli_environ(DATABASE_URL=pg_url, DATABASE_SCHEMA=pg_schema, LOG_FORMAT="json", SPARK_SHUFFLE_PARTITIONS="2")
+    with start_process([*CLI, "transform", "--date", str(D2), "--lake", str(lake)], env, tmp_path) as running:
+        assert running.wait_for("transform started", timeout=240), running.finish().describe()
+        time.sleep(fraction * warm_seconds)  # the subprocess's JVM is cold: this point is inside the step
+        assert running.handle.poll() is None, "the transform ended before the kill: the trial proved nothing"
+        running.kill()
+
+    after_kill = checks.partition_states(lake, D2, entities)
+    partial = {p: s for p, s in after_kill.items() if s not in (checks.ABSENT, whole[p])}
+    assert not partial, f"killed at {fraction:.0%} of the transform, partial partitions are visible: {partial}"
+    run_transform(spark, LocalLake(lake), D2)
+    assert checks.partition_states(lake, D2, entities) == whole

@@ -1,0 +1,15 @@
+"""The pytest subset of `make reliability`'s secrets scenario: the same checks, with `ingest` as
+the good run (no Spark), so it takes seconds. The full scenario runs the whole pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reliability.scenarios import Context, secrets_stay_secret
+from reliability.world import Postgres
+
+
+def test_no_secret_reaches_the_output_files_ledger_or_messages(pg_url: str, tmp_path: Path) -> None:
+    outcome = secrets_stay_secret(Context(tmp_path, Postgres(tmp_path, url=pg_url), games=100), first="ingest")
+    assert outcome.passed, outcome.line()
+    assert "4 runs (3 failing)" in outcome.figures
