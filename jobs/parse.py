@@ -1,7 +1,8 @@
 """Raw lines -> typed records, or a quarantine row with the reason. Nothing is dropped silently.
 
 Reasons, checked in this order:
-  empty line | malformed JSON | not a JSON object | wrong type: <fields> | missing <field> | invalid id
+  empty line | malformed JSON | not a JSON object | wrong type: <fields> | missing <field> | invalid id |
+  NUL character (valid JSON, but PostgreSQL text cannot store it: the load of the date would fail)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jobs.schemas import CORRUPT, with_corrupt_column
 
 RECORD = "record"
 REASON = "reason"
+NUL_ESCAPE = "\\u0000"  # how JSON writes the NUL character
 
 # Fields without which a record cannot be staged, per entity (id everywhere).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -49,7 +51,11 @@ def _reason(value: Column, record: Column, schema: T.StructType, required: Seque
     )
     for name in required:
         reason = reason.when(record[name].isNull(), F.lit(f"missing {name}"))
-    return reason.when(record["id"] <= 0, F.lit("invalid id: not positive"))
+    reason = reason.when(record["id"] <= 0, F.lit("invalid id: not positive"))
+    # \u0000 escaped in the JSON text (an odd run of backslashes before the u); the cheap substring
+    # test runs first, the regex only on the rare lines holding the six characters at all
+    nul = value.contains(NUL_ESCAPE) & value.rlike(r"(?<!\\)(\\\\)*\\u0000")
+    return reason.when(nul, F.lit("NUL character: PostgreSQL text cannot store it"))
 
 
 def parse_lines(lines: DataFrame, schema: T.StructType, required: Sequence[str] = ("id",)) -> DataFrame:

@@ -270,6 +270,7 @@ API_CORPUS: list[tuple[dict[str, Any], str | None]] = [
     ({"total_rating": "ninety"}, "wrong type: total_rating"),
     ({"genres": "action"}, "wrong type: genres"),
     ({"first_release_date": {"y": 2020}}, "wrong type: first_release_date"),
+    ({"name": "nul\x00byte"}, "NUL character: PostgreSQL text cannot store it"),
     ({"name": HUGE}, None),
     ({"name": "tab\tnew\nline\rbell\x07 esc\x1b del\x7f"}, None),
     ({"name": "ゼルダの伝説 🗡️ Ünïcödé ☃ עברית"}, None),

@@ -38,6 +38,8 @@ LINES = [
     ("f2", 1, '{"id": 5, "name": "no updated_at"}'),
     ("f2", 2, '{"id": 0, "name": "zero", "updated_at": 1}'),
     ("f2", 3, '{"id": 6, "name": "ctrl\\u0007 and \\ud83c\\udfae", "platforms": [], "updated_at": 2}'),
+    ("f2", 4, '{"id": 7, "name": "nul\\u0000byte", "updated_at": 3}'),
+    ("f2", 5, '{"id": 8, "name": "a backslash, then u0000: \\\\u0000", "updated_at": 3}'),
 ]
 
 
@@ -60,6 +62,8 @@ def test_each_kind_of_bad_line_is_quarantined_with_its_reason(spark) -> None:
         ("games", "f1", 9, '{"name": "no id", "updated_at": 1}', "missing id"),
         ("games", "f2", 1, '{"id": 5, "name": "no updated_at"}', "missing updated_at"),
         ("games", "f2", 2, '{"id": 0, "name": "zero", "updated_at": 1}', "invalid id: not positive"),
+        ("games", "f2", 4, '{"id": 7, "name": "nul\\u0000byte", "updated_at": 3}',
+         "NUL character: PostgreSQL text cannot store it"),
     ], QUARANTINE_SCHEMA)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -69,6 +73,7 @@ def test_good_lines_become_typed_records(spark) -> None:
     expected = spark.createDataFrame([
         ("f1", 1, 1, "Pokémon", [4, None, 4], 81.5, 10),
         ("f2", 3, 6, "ctrl\u0007 and \U0001f3ae", [], None, 2),
+        ("f2", 5, 8, "a backslash, then u0000: \\u0000", None, None, 3),
     ], T.StructType([T.StructField("source_file", T.StringType(), False),
                      T.StructField("line_number", T.LongType(), False), *SCHEMA.fields]))
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
