@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -263,6 +264,13 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         super().__init__(address, _Handler)
         self.state = state
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a killed run) is counted, not printed as a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            self.state.count("client_gone")
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
