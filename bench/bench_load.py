@@ -7,7 +7,8 @@
 2. the load's upsert (COPY into staging + INSERT ... ON CONFLICT, one transaction per mart)
    into an empty schema: rows/s divided by the baseline's. Goal >= 0.5;
 3. a second date with 1% of the games changed (new rating, newer updated_at, one relation
-   fewer): the load's wall time. Goal <= 10 s.
+   fewer): the load's wall time, as `igdb-pipeline load` does it (only the catalogue rows that
+   differ from the first date are sent; see jobs/load_plan.py). Goal <= 10 s.
 PostgreSQL: DATABASE_URL, else pgserver's, started in a temporary folder.
 """
 
@@ -83,6 +84,10 @@ def main() -> None:
                     cur.execute("DROP SCHEMA IF EXISTS bench_copy CASCADE; DROP SCHEMA IF EXISTS bench_load CASCADE")
                 ensure_schema(conn, "bench_copy")  # same tables, filled by plain COPY
                 rows = {ds.name: read_partition(spark, ds, lake, DAY).count() for ds in marts}
+                # the bridges replace the sets of the games seen on a date, which staging/games lists:
+                # on the first (full) date, every game of the catalogue
+                staged_games = dataset(Layer.STAGING, "games")
+                write_partition(read_partition(spark, marts[0], lake, DAY), staged_games, lake, DAY)
                 total = sum(rows.values())
 
                 t0 = time.monotonic()
@@ -110,6 +115,7 @@ def main() -> None:
                          .withColumn("updated_at", F.when(F.col("_c"), F.col("updated_at") + F.expr("INTERVAL 1 DAY"))
                                      .otherwise(F.col("updated_at"))).drop("_c"))
                 next_rows = {"dim_games": write_partition(newer, marts[0], lake, NEXT)}
+                write_partition(newer.where(F.abs(F.hash("game_id")) % 100 == 0), staged_games, lake, NEXT)
                 ids = changed.select("game_id")
                 for ds in marts[1:]:
                     pairs = read_partition(spark, ds, lake, DAY).join(ids, "game_id")
@@ -118,6 +124,15 @@ def main() -> None:
                     kept = pairs.join(first, "game_id").where(F.col(ref) != F.col("_drop")).drop("_drop")
                     next_rows[ds.name] = write_partition(kept, ds, lake, NEXT)
 
+                # a day passes between two loads: PostgreSQL's autovacuum has processed the first one
+                # (run here, so it does not compete for the 2 cores during the timed rerun)
+                conn.commit()
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    for ds in marts:
+                        cur.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier("bench_load"),
+                                                                              sql.Identifier(ds.name)))
+                conn.autocommit = False
                 t0 = time.monotonic()
                 changes = {ds.name: load_mart(spark, lake, conn, ds, NEXT, url, "bench_load", next_rows[ds.name])
                            for ds in marts if next_rows[ds.name]}
@@ -133,7 +148,10 @@ def main() -> None:
         "upsert_seconds": round(upsert_seconds, 2), "copy_rows_per_second": round(total / copy_seconds),
         "upsert_rows_per_second": round(total / upsert_seconds), "ratio_upsert_over_copy": round(ratio, 3),
         "changed_games": n_changed, "rerun_seconds": round(rerun_seconds, 2),
-        "rerun_changed_rows": {k: v["changed"] for k, v in changes.items()}, "goal_ratio": 0.5,
+        "rerun_changed_rows": {k: v["changed"] for k, v in changes.items()},
+        "rerun_sent_rows": {k: v["staged"] for k, v in changes.items()},
+        "rerun_plans": {k: v["mode"] for k, v in changes.items()},
+        "rerun_mart_seconds": {k: v["seconds"] for k, v in changes.items()}, "goal_ratio": 0.5,
         "goal_rerun_seconds": 10,
     }
     print(f"bench-load: {rows['dim_games']} dim_games rows + bridges = {total} rows")
@@ -142,6 +160,8 @@ def main() -> None:
     print(f"  ratio upsert/COPY = {ratio:.2f} (goal >= 0.5)")
     print(f"  1% changed ({n_changed} games) next date: {rerun_seconds:.1f}s (goal <= 10s), "
           f"changed rows {result['rerun_changed_rows']}")
+    print(f"  sent rows {result['rerun_sent_rows']}, plans {result['rerun_plans']}")
+    print(f"  seconds per mart {result['rerun_mart_seconds']}")
     print(f"  written to {write_result('load', result)}")
 
 

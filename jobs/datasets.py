@@ -322,8 +322,9 @@ def _check_references() -> None:
                 raise AssertionError(f"{ds.rel_path}: checks name unknown column(s) {sorted(unknown)}")
             if isinstance(check, References) and check.target_column not in DATASETS[check.target].column_names:
                 raise AssertionError(f"{ds.rel_path}: {check.target} has no column {check.target_column}")
-        if ds.parents_from and ds.parent_key not in DATASETS[ds.parents_from].column_names:
-            raise AssertionError(f"{ds.rel_path}: parents_from {ds.parents_from} has no column {ds.parent_key}")
+        if ds.parents_from and DATASETS[ds.parents_from].key != (ds.parent_key,):
+            raise AssertionError(f"{ds.rel_path}: parents_from {ds.parents_from} must be keyed by {ds.parent_key} "
+                                 f"(the load reads its ids without a distinct)")
         if ds.parents_versioned_by:
             versions = DATASETS[f"{Layer.MARTS.value}/{ds.parents_versioned_by}"]
             marts = list(DATASETS.values())

@@ -1,9 +1,12 @@
 """The load step for a date D: the validated marts of D into PostgreSQL, idempotently.
 
-Per mart: executors COPY their Spark partitions into an UNLOGGED staging table (nothing is
-collected on the driver), then one transaction moves the rows into the mart's table with the
-statements of jobs/warehouse.py and drops the staging table. A crash before the commit leaves
-the mart as it was; after it, as loaded. A per-date advisory lock keeps two loads of D apart.
+Per mart: jobs/load_plan.py decides what must be sent (all rows, only those that differ from
+the date the table last took in, or nothing); executors COPY their Spark partitions of it into
+an UNLOGGED staging table (nothing is collected on the driver); then one transaction moves the
+rows into the mart's table with the statements of jobs/warehouse.py, records the partition in
+`loaded_partitions` and drops the staging table. A crash before the commit leaves the mart as it
+was; after it, as loaded. A per-date advisory lock keeps two loads of D apart, a per-mart one
+makes loads of different dates take each mart in turn.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import datetime as dt
 import json
 import logging
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.datasets import DATASETS, Dataset
 from jobs.io import read_partition
+from jobs.load_plan import LoadPlan, partition_digest, plan_load, rows_not_in
 from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
 from jobs.validation import REPORT_DIR as VALIDATION_REPORT_DIR
@@ -31,6 +38,7 @@ from jobs.warehouse import (
     ensure_schema,
     parents_copy_statement,
     parents_stage_ddl,
+    record_loaded_partition,
     stage_ddl,
     upsert_statements,
 )
@@ -42,6 +50,7 @@ from pipeline.logs import event, log_context
 log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = 0x1CDB  # first key of pg_advisory_lock(int, int): "igdb load"; the second is D's day number
+MART_LOCK_NAMESPACE = 0x1CDC  # "igdb mart": the second key is a hash of the mart's name
 
 
 class LoadRefused(PipelineError):
@@ -79,43 +88,81 @@ def _stage_parents(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day:
     with conn, conn.cursor() as cur:
         cur.execute(parents_stage_ddl(ds, schema, day))
     statement = parents_copy_statement(ds, schema, day).as_string(conn)
-    ids = read_partition(spark, DATASETS[ds.parents_from], lake, day).select(ds.parent_key).distinct()
+    ids = read_partition(spark, DATASETS[ds.parents_from], lake, day).select(ds.parent_key)  # its key: no repeats
     copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
 
 
-def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
-              expected_rows: int) -> dict[str, int]:
-    """Stage, then one transaction: the mart's table becomes D's content per its load kind."""
-    began = time.monotonic()
-    with conn, conn.cursor() as cur:
-        cur.execute(stage_ddl(ds, schema, day))
+@contextmanager
+def mart_lock(conn: Any, ds: Dataset) -> Iterator[None]:
+    """Loads of different dates take a mart in turn (blocking; released if the process dies), so
+    the plan made from `loaded_partitions` still holds when its rows are committed."""
+    key = (MART_LOCK_NAMESPACE, zlib.crc32(ds.name.encode()) & 0x7FFFFFFF)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s, %s)", key)
     try:
-        statement = copy_statement(ds, schema, day).as_string(conn)
-        lines = copy_lines(read_partition(spark, ds, lake, day).withColumn(SOURCE_DT, F.lit(day)))
-        staged = int(sum(lines.rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()))
-        if staged != expected_rows:
-            raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
-        if ds.parents_from:
-            _stage_parents(spark, lake, conn, ds, day, url, schema)
-        with conn, conn.cursor() as cur:
-            cur.execute(analyze_stage(ds, schema, day))
-        changed = 0
-        with conn, conn.cursor() as cur:  # one transaction: all of this mart's changes, or none
-            for upsert in upsert_statements(ds, schema, day):
-                cur.execute(upsert, {"day": day})
-                changed += max(cur.rowcount, 0)
-            cur.execute(drop_stage(ds, schema, day))
-    except BaseException:
-        with conn, conn.cursor() as cur:
-            cur.execute(drop_stage(ds, schema, day))
-        raise
-    event(log, f"loaded {ds.name}", rows=staged, changed=changed, seconds=round(time.monotonic() - began, 2))
-    return {"rows": staged, "changed": changed}
+        yield
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
-def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail"
-             ) -> dict[str, Any]:
-    """Load every mart of D; returns rows and changed rows per mart."""
+def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, plan: LoadPlan) -> DataFrame:
+    rows = read_partition(spark, ds, lake, day)
+    if plan.mode == "delta":
+        assert plan.base is not None
+        rows = rows.transform(rows_not_in(read_partition(spark, ds, lake, plan.base), ds.key))
+    return rows
+
+
+def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
+              expected_rows: int, mode: str = "auto") -> dict[str, Any]:
+    """Stage what the plan says, then one transaction: the mart's table becomes D's content per its
+    load kind, and `loaded_partitions` records the partition it took in."""
+    began = time.monotonic()
+    digest = partition_digest(lake, ds, day)
+    if digest is None:
+        raise LoadError(f"{ds.partition_rel_path(day.isoformat())} has no files: run the transform of {day}")
+    with mart_lock(conn, ds):
+        with conn, conn.cursor() as cur:
+            plan = plan_load(cur, schema, lake, ds, day, digest, mode)
+        if plan.mode == "unchanged":
+            event(log, f"{ds.name}: unchanged since loaded, nothing sent", rows=expected_rows, mode=plan.mode)
+            return {"rows": expected_rows, "changed": 0, "staged": 0, "mode": plan.mode,
+                    "seconds": round(time.monotonic() - began, 2)}
+        with conn, conn.cursor() as cur:
+            cur.execute(stage_ddl(ds, schema, day))
+        try:
+            statement = copy_statement(ds, schema, day).as_string(conn)
+            lines = copy_lines(_rows_to_send(spark, lake, ds, day, plan).withColumn(SOURCE_DT, F.lit(day)))
+            staged = int(sum(lines.rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement))
+                             .collect()))
+            if staged != expected_rows and not (plan.mode == "delta" and staged <= expected_rows):
+                raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
+            if ds.parents_from:
+                _stage_parents(spark, lake, conn, ds, day, url, schema)
+            with conn, conn.cursor() as cur:
+                cur.execute(analyze_stage(ds, schema, day))
+            changed = 0
+            with conn, conn.cursor() as cur:  # one transaction: all of this mart's changes, or none
+                for upsert in upsert_statements(ds, schema, day):
+                    cur.execute(upsert, {"day": day})
+                    changed += max(cur.rowcount, 0)
+                cur.execute(record_loaded_partition(schema), {"mart": ds.name, "dt": day, "digest": digest,
+                                                              "mode": plan.mode, "staged": staged})
+                cur.execute(drop_stage(ds, schema, day))
+        except BaseException:
+            with conn, conn.cursor() as cur:
+                cur.execute(drop_stage(ds, schema, day))
+            raise
+    seconds = round(time.monotonic() - began, 2)
+    event(log, f"loaded {ds.name}", rows=expected_rows, staged=staged, changed=changed, mode=plan.mode,
+          why=plan.why, seconds=seconds)
+    return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds}
+
+
+def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail",
+             mode: str = "auto") -> dict[str, Any]:
+    """Load every mart of D; returns rows, staged rows, changed rows and the plan's mode per mart."""
     started = time.monotonic()
     with log_context(step="load"):
         summary = require_validated(lake, day)
@@ -132,7 +179,8 @@ def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: st
                     if ds.rel_path in empty:
                         event(log, f"{ds.name}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
                         continue
-                    loaded[ds.name] = load_mart(spark, lake, conn, ds, day, url, schema, int(rows[ds.rel_path]))
+                    loaded[ds.name] = load_mart(spark, lake, conn, ds, day, url, schema, int(rows[ds.rel_path]),
+                                                mode)
         result = {"dt": day.isoformat(), "marts": loaded, "seconds": round(time.monotonic() - started, 2)}
         event(log, "load done", marts=len(loaded), rows=sum(m["rows"] for m in loaded.values()),
               changed=sum(m["changed"] for m in loaded.values()), seconds=result["seconds"])

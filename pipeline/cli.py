@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upsert every mart of D into PostgreSQL (DATABASE_URL, else an embedded server under data_dir): "
                     "COPY into a staging table, then one transaction per mart (INSERT ... ON CONFLICT; bridges "
                     "replace each game's set; time series replace D's rows; older dates never overwrite newer "
-                    "rows). Refuses (exit 3) unless D passed a complete validation; exit 4 while another load "
-                    "of D runs.")
+                    "rows). Sends only the catalogue rows that differ from the date last loaded, and nothing "
+                    "for a partition loaded already (--set load.mode=full sends everything). Refuses (exit 3) "
+                    "unless D passed a complete validation; exit 4 while another load of D runs.")
     _date_arg(load)
     load.set_defaults(handler=_cmd_load)
 

@@ -248,6 +248,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),
     Setting("load.on_empty", "fail", choice("fail", "skip"), "LOAD_ON_EMPTY",
             "An empty mart: fail the load before writing anything, or skip that mart (never delete)."),
+    Setting("load.mode", "auto", choice("auto", "full"), "LOAD_MODE",
+            "auto: send only the catalogue rows that differ from the date last loaded, and nothing for a partition "
+            "loaded already; full: send every row (after the tables were edited by hand)."),
     Setting("pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
             "First date `run --catchup` and `status` consider (default: the earliest date ever run)."),
     Setting("notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",

@@ -119,13 +119,14 @@ def load_step(ctx: RunContext) -> StepResult:
 
     require_validated(ctx.lake, ctx.day)  # before Spark starts: an unvalidated date is refused at once
     result = run_load(ctx.spark.get(), ctx.lake, ctx.day, ctx.database_url, ctx.settings.database_schema,
-                      ctx.settings.load_on_empty)
+                      ctx.settings.load_on_empty, ctx.settings.load_mode)
     marts = result["marts"]
     return StepResult(
         rows_in=sum(m["rows"] for m in marts.values()),
         rows_out=sum(m["changed"] for m in marts.values()),
         details={"schema": ctx.settings.database_schema, "marts": marts},
-        lines=[f"{name:<26} {m['rows']:>9} rows  {m['changed']:>9} changed" for name, m in marts.items()],
+        lines=[f"{name:<26} {m['rows']:>9} rows  {m['staged']:>9} sent  {m['changed']:>9} changed  ({m['mode']})"
+               for name, m in marts.items()],
     )
 
 

@@ -79,17 +79,50 @@ def _load(spark, two_days, day: dt.date, url: str, schema: str) -> dict[str, Any
     return run_load(spark, LocalLake(two_days["lake"]), day, url, schema)
 
 
-def test_a_rerun_of_a_date_changes_nothing(spark, two_days, pg_url, pg_schema) -> None:
-    first = _load(spark, two_days, D1, pg_url, pg_schema)
+@pytest.mark.parametrize("mode", ["auto", "full"])
+def test_a_rerun_of_a_date_changes_nothing(spark, two_days, pg_url, pg_schema, mode: str) -> None:
+    first = run_load(spark, LocalLake(two_days["lake"]), D1, pg_url, pg_schema, mode=mode)
     before = _digest(_tables(pg_url, pg_schema))
 
-    again = _load(spark, two_days, D1, pg_url, pg_schema)
+    again = run_load(spark, LocalLake(two_days["lake"]), D1, pg_url, pg_schema, mode=mode)
 
     assert _digest(_tables(pg_url, pg_schema)) == before
     assert all(m["changed"] == 0 for m in again["marts"].values()), again["marts"]
     assert {name: m["rows"] for name, m in again["marts"].items()} == \
            {name: m["rows"] for name, m in first["marts"].items()}
     assert first["marts"]["dim_games"]["rows"] == 200 == first["marts"]["dim_games"]["changed"]
+    # auto: the same partition is not sent again; full: every row is sent, and changes nothing
+    assert {m["mode"] for m in again["marts"].values()} == {"unchanged" if mode == "auto" else "full"}
+    assert [m["staged"] for m in again["marts"].values()] == \
+           [0 if mode == "auto" else m["rows"] for m in again["marts"].values()]
+
+
+def _rows_by_key(spark, lake_dir: Path, day: dt.date) -> dict[int, tuple]:
+    frame = spark.read.parquet(str(lake_dir / "marts" / "dim_games" / f"dt={day}"))
+    return {row["game_id"]: tuple(row) for row in frame.collect()}
+
+
+def test_the_next_date_sends_only_the_catalogue_rows_that_differ_and_ends_as_a_full_load(
+        spark, two_days, pg_url, pg_schema) -> None:
+    lake, full_schema = LocalLake(two_days["lake"]), f"{pg_schema}_full"
+    try:
+        results = {}
+        for schema, mode in ((pg_schema, "auto"), (full_schema, "full")):
+            run_load(spark, lake, D1, pg_url, schema, mode=mode)
+            results[mode] = run_load(spark, lake, D2, pg_url, schema, mode=mode)
+        assert _tables(pg_url, pg_schema) == _tables(pg_url, full_schema)
+    finally:
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(full_schema)))
+        conn.close()
+
+    before, after = _rows_by_key(spark, two_days["lake"], D1), _rows_by_key(spark, two_days["lake"], D2)
+    differ = sum(1 for key, row in after.items() if before.get(key) != row)
+    games = results["auto"]["marts"]["dim_games"]
+    assert games["mode"] == "delta" and 0 < differ < len(after)
+    assert games["staged"] == differ and games["rows"] == len(after)
+    assert results["full"]["marts"]["dim_games"]["staged"] == len(after)
+    assert games["changed"] == results["full"]["marts"]["dim_games"]["changed"]
 
 
 def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two_days, pg_url, pg_schema) -> None:
@@ -121,7 +154,9 @@ def test_an_older_date_loaded_later_changes_nothing_the_newer_wrote(spark, two_d
     _load(spark, two_days, D2, pg_url, pg_schema)
     newer = _tables(pg_url, pg_schema)
 
-    _load(spark, two_days, D1, pg_url, pg_schema)
+    older = _load(spark, two_days, D1, pg_url, pg_schema)
+
+    assert older["marts"]["dim_games"]["mode"] == "full"  # never a delta against a newer date
 
     after = _tables(pg_url, pg_schema)
     for name, rows in newer.items():

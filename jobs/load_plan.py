@@ -1,0 +1,109 @@
+"""What of a mart's dt=D must go to PostgreSQL: everything, only what differs, or nothing.
+
+The catalogue (dim_games) is rewritten whole every day, yet only a few thousand of its 350k rows
+change. Staging all of them again costs a minute; staging the rows that differ from the date
+the table last took in costs seconds. That is only the same as a full upsert when the table
+still holds what that date left, so `plan_load` uses it only when `loaded_partitions` (written in
+the same transaction as the rows) proves it:
+
+- `unchanged`: this exact partition of D (same files) was loaded already: nothing to send. A full
+  upsert of it would change nothing either (newer-wins, replace-the-set and replace-the-date all
+  make a reload of the same rows a no-op).
+- `delta` (newer-wins marts only): the newest date loaded, B, is before D and the lake's dt=B is
+  still the partition that was loaded. Every row of D equal to its row in B is then a no-op for
+  the upsert (the table holds B's row or a newer one), so sending the others is enough.
+- `full`: anything else (first load, an older date after a newer one, a re-transformed date, a
+  base partition gone from the lake, or `load.mode=full` after someone edited the tables).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.datasets import Dataset, LoadKind
+from jobs.warehouse import loaded_partitions_query
+from pipeline.lake import Lake
+
+Mode = Literal["full", "delta", "unchanged"]
+FINGERPRINT = "_row_fingerprint"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    mode: Mode
+    digest: str  # the partition of D being loaded
+    why: str
+    base: dt.date | None = None  # delta: the date whose rows the table holds
+
+
+def partition_digest(lake: Lake, ds: Dataset, day: dt.date) -> str | None:
+    """Identity of a partition's content: its data files' names. Spark names every file it writes
+    with the writing job's UUID, so a rewrite of the date always changes the digest."""
+    names = sorted(n for n in lake.list_files(ds.partition_rel_path(day.isoformat()))
+                   if not n.startswith((".", "_")))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest() if names else None
+
+
+def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, digest: str, mode: str = "auto"
+              ) -> LoadPlan:
+    """Decide from what the table took in before (run under the mart's lock: nothing moves meanwhile)."""
+    if mode == "full":
+        return LoadPlan("full", digest, "load.mode=full")
+    cur.execute(loaded_partitions_query(schema), {"mart": ds.name})
+    loaded: dict[dt.date, str] = dict(cur.fetchall())
+    if loaded.get(day) == digest:
+        return LoadPlan("unchanged", digest, f"this partition of dt={day} was loaded already")
+    if ds.load is not LoadKind.UPSERT_NEWER:
+        return LoadPlan("full", digest, f"{ds.load} marts are loaded whole")
+    if not loaded:
+        return LoadPlan("full", digest, "first load of this mart")
+    latest = max(loaded)
+    if latest >= day:
+        return LoadPlan("full", digest, f"dt={latest} was loaded already (on or after dt={day})")
+    if partition_digest(lake, ds, latest) != loaded[latest]:
+        return LoadPlan("full", digest, f"the lake's dt={latest} is no longer the partition that was loaded")
+    return LoadPlan("delta", digest, f"rows that differ from dt={latest}, the last date loaded", base=latest)
+
+
+def with_fingerprint(frame: DataFrame) -> DataFrame:
+    """A 64-bit hash of every column of each row, computed in the JVM (2 s for the 350k-row catalogue,
+    where building the rows' text would take 15 s).
+
+    Spark's hash skips nulls and chains array elements without their boundaries, so on its own
+    (x, null) and (null, x), or [1, 2], [3] and [1], [2, 3], would collide: each value's null flag,
+    and each array's size and null elements, are hashed with it.
+    """
+    parts: list[Column] = []
+    for field in frame.schema.fields:
+        column = F.col(field.name)
+        parts += [column, column.isNull()]
+        if isinstance(field.dataType, T.ArrayType):
+            parts += [F.size(column), F.transform(column, lambda element: element.isNull())]
+    return frame.withColumn(FINGERPRINT, F.xxhash64(*parts))
+
+
+def rows_not_in(previous: DataFrame, key: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """`current -> rows of current with no identical row in previous` (for DataFrame.transform).
+
+    First the keys whose fingerprint is new, from (key, fingerprint) pairs alone (16 bytes a row
+    of the catalogue, where a row is 1.6 kB; previous's pairs broadcast), then the current rows of
+    those few keys (broadcast too): nothing is shuffled, measured fastest of the shapes tried.
+    A changed row goes unseen only if its 64-bit hash equals its old one's: odds of 2^-64 per
+    changed row.
+    """
+
+    def changed(current: DataFrame) -> DataFrame:
+        pairs = [*key, FINGERPRINT]
+        keys = (with_fingerprint(current).select(*pairs)
+                .join(F.broadcast(with_fingerprint(previous).select(*pairs)), pairs, "left_anti").select(*key))
+        return current.join(F.broadcast(keys), list(key), "left_semi")
+
+    return changed
