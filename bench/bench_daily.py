@@ -181,7 +181,8 @@ def timed_run(day: dt.date, lake: Path, env: dict[str, str], driver_memory: str)
 
 
 def check_lake(lake: Path, games: int, expect: dict[str, Any]) -> dict[str, Any]:
-    """D+1 was incremental, kept the whole catalogue, and loaded exactly the changed games."""
+    """D+1 was incremental, kept the whole catalogue, and loaded exactly the changed games;
+    the load's figures per mart."""
     report = json.loads((lake / f"reports/transform/dt={NEXT}/summary.json").read_text())
     load = json.loads((lake / f"_done/load/dt={NEXT}").read_text())["details"]["marts"]
     problems = []
@@ -195,7 +196,7 @@ def check_lake(lake: Path, games: int, expect: dict[str, Any]) -> dict[str, Any]
         problems.append(f"the load changed {load['dim_games']['changed']} dim_games rows, expected {expect['changed']}")
     if problems:
         raise SystemExit("the daily run is wrong: " + "; ".join(problems))
-    return {name: m["changed"] for name, m in load.items()}
+    return load
 
 
 def check_database(url: str, games: int, expect: dict[str, Any]) -> None:
@@ -265,7 +266,8 @@ def main() -> None:
             full_wall, full_steps = timed_run(DAY, lake, env, args.driver_memory)
             print(f"  baseline, D full run: {full_wall:.1f}s ({_steps_text(full_steps)})")
             daily_wall, daily_steps = timed_run(NEXT, lake, env, args.driver_memory)
-            changed_rows = check_lake(lake, counts["games"], expect)
+            load_marts = check_lake(lake, counts["games"], expect)
+            changed_rows = {name: m["changed"] for name, m in load_marts.items()}
             check_database(url, counts["games"], expect)
         finally:
             if server is not None:
@@ -279,7 +281,10 @@ def main() -> None:
         "daily_outside_steps_seconds": round(daily_wall - sum(daily_steps.values()), 1),
         "baseline_full_run_seconds": round(full_wall, 1), "baseline_steps_seconds": full_steps,
         "ratio_daily_over_full_run": round(ratio, 3), "goal_seconds": GOAL_SECONDS,
-        "daily_changed_rows": changed_rows, "ingest_not_timed": ingest, "driver_memory": args.driver_memory,
+        "daily_changed_rows": changed_rows,
+        "daily_load_plans": {name: {k: m.get(k) for k in ("mode", "staged", "seconds")}
+                             for name, m in load_marts.items()},
+        "ingest_not_timed": ingest, "driver_memory": args.driver_memory,
         "timed_command": " ".join(["igdb-pipeline", *run_command(NEXT, Path("LAKE"), args.driver_memory)[3:]]),
     }
     print(f"  daily run D+1: {daily_wall:.1f}s ({_steps_text(daily_steps)}; {result['daily_outside_steps_seconds']}s "
