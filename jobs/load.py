@@ -16,8 +16,6 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -42,7 +40,7 @@ from jobs.warehouse import (
     stage_ddl,
     upsert_statements,
 )
-from pipeline.database import advisory_lock, connection
+from pipeline.database import advisory_lock, connection, waiting_advisory_lock
 from pipeline.errors import ExitCode, PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event, log_context
@@ -92,18 +90,10 @@ def _stage_parents(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day:
     copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
 
 
-@contextmanager
-def mart_lock(conn: Any, ds: Dataset) -> Iterator[None]:
-    """Loads of different dates take a mart in turn (blocking; released if the process dies), so
-    the plan made from `loaded_partitions` still holds when its rows are committed."""
-    key = (MART_LOCK_NAMESPACE, zlib.crc32(ds.name.encode()) & 0x7FFFFFFF)
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s, %s)", key)
-    try:
-        yield
-    finally:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+def _mart_lock_key(ds: Dataset) -> int:
+    """Loads of different dates take a mart in turn, so the plan made from `loaded_partitions`
+    still holds when its rows are committed."""
+    return zlib.crc32(ds.name.encode()) & 0x7FFFFFFF
 
 
 def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, plan: LoadPlan) -> DataFrame:
@@ -122,7 +112,7 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
     digest = partition_digest(lake, ds, day)
     if digest is None:
         raise LoadError(f"{ds.partition_rel_path(day.isoformat())} has no files: run the transform of {day}")
-    with mart_lock(conn, ds):
+    with waiting_advisory_lock(conn, MART_LOCK_NAMESPACE, _mart_lock_key(ds)):
         with conn, conn.cursor() as cur:
             plan = plan_load(cur, schema, lake, ds, day, digest, mode)
         if plan.mode == "unchanged":

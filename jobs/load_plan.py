@@ -39,7 +39,6 @@ FINGERPRINT = "_row_fingerprint"
 @dataclass(frozen=True)
 class LoadPlan:
     mode: Mode
-    digest: str  # the partition of D being loaded
     why: str
     base: dt.date | None = None  # delta: the date whose rows the table holds
 
@@ -56,21 +55,21 @@ def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, dige
               ) -> LoadPlan:
     """Decide from what the table took in before (run under the mart's lock: nothing moves meanwhile)."""
     if mode == "full":
-        return LoadPlan("full", digest, "load.mode=full")
+        return LoadPlan("full", "load.mode=full")
     cur.execute(loaded_partitions_query(schema), {"mart": ds.name})
     loaded: dict[dt.date, str] = dict(cur.fetchall())
     if loaded.get(day) == digest:
-        return LoadPlan("unchanged", digest, f"this partition of dt={day} was loaded already")
+        return LoadPlan("unchanged", f"this partition of dt={day} was loaded already")
     if ds.load is not LoadKind.UPSERT_NEWER:
-        return LoadPlan("full", digest, f"{ds.load} marts are loaded whole")
+        return LoadPlan("full", f"{ds.load} marts are loaded whole")
     if not loaded:
-        return LoadPlan("full", digest, "first load of this mart")
+        return LoadPlan("full", "first load of this mart")
     latest = max(loaded)
     if latest >= day:
-        return LoadPlan("full", digest, f"dt={latest} was loaded already (on or after dt={day})")
+        return LoadPlan("full", f"dt={latest} was loaded already (on or after dt={day})")
     if partition_digest(lake, ds, latest) != loaded[latest]:
-        return LoadPlan("full", digest, f"the lake's dt={latest} is no longer the partition that was loaded")
-    return LoadPlan("delta", digest, f"rows that differ from dt={latest}, the last date loaded", base=latest)
+        return LoadPlan("full", f"the lake's dt={latest} is no longer the partition that was loaded")
+    return LoadPlan("delta", f"rows that differ from dt={latest}, the last date loaded", base=latest)
 
 
 def with_fingerprint(frame: DataFrame) -> DataFrame:

@@ -104,6 +104,22 @@ def advisory_lock(conn: Any, namespace: int, day: dt.date, what: str) -> Iterato
             who = f" (PostgreSQL backend pid {holder[0]}, connected since {holder[2]:%Y-%m-%d %H:%M:%S})" \
                 if holder else ""
             raise LockBusy(f"another {what} of dt={day} is running{who}: wait for it, or end that session")
+    with _releasing(conn, key):
+        yield
+
+
+@contextmanager
+def waiting_advisory_lock(conn: Any, namespace: int, key: int) -> Iterator[None]:
+    """A session-level advisory lock on (namespace, key), waited for rather than refused: for
+    work that must take turns (released too when the process dies)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s, %s)", (namespace, key))
+    with _releasing(conn, (namespace, key)):
+        yield
+
+
+@contextmanager
+def _releasing(conn: Any, key: tuple[int, int]) -> Iterator[None]:
     try:
         yield
     finally:

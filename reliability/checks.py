@@ -19,76 +19,56 @@ from jobs.warehouse import LOADED
 ABSENT = "absent"
 
 
-def table_digests(url: str, schema: str) -> dict[str, str]:
-    """sha256 of each loaded table's rows (as text, sorted): equal digests mean equal contents."""
-    out = {}
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            for ds in LOADED:
-                cur.execute(sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema),
-                                                                         sql.Identifier(ds.name)))
-                rows = sorted(r[0] for r in cur.fetchall())
-                out[ds.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    finally:
-        conn.close()
-    return out
-
-
-def table_counts(url: str, schema: str) -> dict[str, int]:
+def _fetch(url: str, statements: Iterable[tuple[str, sql.Composable, tuple[object, ...] | None]]
+           ) -> dict[str, list[tuple[object, ...]]]:
+    """Run (name, statement, parameters or None) on one connection; each name's rows."""
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
             out = {}
-            for ds in LOADED:
-                cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
-                                                                        sql.Identifier(ds.name)))
-                out[ds.name] = int(cur.fetchone()[0])
+            for name, statement, params in statements:
+                cur.execute(statement, params)
+                out[name] = cur.fetchall()
             return out
     finally:
         conn.close()
 
 
+def _table(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def table_rows(url: str, schema: str) -> dict[str, list[str]]:
+    """Each loaded table's rows as text, sorted: equal dicts mean equal contents."""
+    found = _fetch(url, ((ds.name, sql.SQL("SELECT t::text FROM {} t").format(_table(schema, ds.name)), None)
+                         for ds in LOADED))
+    return {name: sorted(str(r[0]) for r in rows) for name, rows in found.items()}
+
+
+def table_digests(url: str, schema: str) -> dict[str, str]:
+    """sha256 of each loaded table's rows (as text, sorted): equal digests mean equal contents."""
+    return {name: hashlib.sha256("\n".join(rows).encode()).hexdigest()
+            for name, rows in table_rows(url, schema).items()}
+
+
 def duplicate_keys(url: str, schema: str) -> dict[str, int]:
     """Rows beyond the first per declared key, per loaded table (only non-zero entries)."""
-    out = {}
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            for ds in LOADED:
-                keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.key)
-                cur.execute(sql.SQL("SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {} FROM {}.{}) d) "
-                                    "FROM {}.{}").format(keys, sql.Identifier(schema), sql.Identifier(ds.name),
-                                                         sql.Identifier(schema), sql.Identifier(ds.name)))
-                extra = int(cur.fetchone()[0])
-                if extra:
-                    out[ds.name] = extra
-    finally:
-        conn.close()
-    return out
+    found = _fetch(url, ((ds.name, sql.SQL("SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {} FROM {}) d) "
+                                           "FROM {}").format(sql.SQL(", ").join(sql.Identifier(k) for k in ds.key),
+                                                             _table(schema, ds.name), _table(schema, ds.name)), None)
+                         for ds in LOADED))
+    return {name: int(str(rows[0][0])) for name, rows in found.items() if rows[0][0]}
 
 
 def leftover_tables(url: str, schema: str) -> list[str]:
     """Load staging tables still present (a finished load drops its own)."""
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE '\\_load\\_%%'",
-                        (schema,))
-            return sorted(r[0] for r in cur.fetchall())
-    finally:
-        conn.close()
+    statement = sql.SQL("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE '\\_load\\_%%'")
+    return sorted(str(r[0]) for r in _fetch(url, [("t", statement, (schema,))])["t"])
 
 
 def mart_column(url: str, schema: str, table: str, column: str) -> list[object]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT {} FROM {}.{}").format(sql.Identifier(column), sql.Identifier(schema),
-                                                               sql.Identifier(table)))
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
+    statement = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(column), _table(schema, table))
+    return [r[0] for r in _fetch(url, [("c", statement, None)])["c"]]
 
 
 # -- the lake -------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ bridges replaced per game, the per-date lock, crash safety and clear connection 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 import signal
@@ -24,10 +23,10 @@ from ingestion.sandbox.store import Store
 from jobs.load import LOCK_NAMESPACE, LoadRefused, run_load
 from jobs.transform import run_transform
 from jobs.validation import ValidationFailed, run_validation
-from jobs.warehouse import LOADED
 from pipeline.database import DatabaseError, LockBusy, connect
 from pipeline.lake import LocalLake
 from pipeline.ledger import read_ledger
+from reliability.checks import table_digests, table_rows
 from tests.conftest import CLI, FAST_LIMITS, cli_environ, settings_for
 
 D1 = dt.date(2026, 11, 19)
@@ -60,21 +59,6 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
             "emptied": emptied["id"]}
 
 
-def _tables(url: str, schema: str) -> dict[str, list[str]]:
-    """Every loaded table's rows as text, sorted: equal dicts mean equal contents."""
-    out = {}
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        for ds in LOADED:
-            cur.execute(sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(ds.name)))
-            out[ds.name] = sorted(r[0] for r in cur.fetchall())
-    conn.close()
-    return out
-
-
-def _digest(tables: dict[str, list[str]]) -> dict[str, str]:
-    return {name: hashlib.sha256("\n".join(rows).encode()).hexdigest() for name, rows in tables.items()}
-
-
 def _load(spark, two_days, day: dt.date, url: str, schema: str) -> dict[str, Any]:
     return run_load(spark, LocalLake(two_days["lake"]), day, url, schema)
 
@@ -82,11 +66,11 @@ def _load(spark, two_days, day: dt.date, url: str, schema: str) -> dict[str, Any
 @pytest.mark.parametrize("mode", ["auto", "full"])
 def test_a_rerun_of_a_date_changes_nothing(spark, two_days, pg_url, pg_schema, mode: str) -> None:
     first = run_load(spark, LocalLake(two_days["lake"]), D1, pg_url, pg_schema, mode=mode)
-    before = _digest(_tables(pg_url, pg_schema))
+    before = table_digests(pg_url, pg_schema)
 
     again = run_load(spark, LocalLake(two_days["lake"]), D1, pg_url, pg_schema, mode=mode)
 
-    assert _digest(_tables(pg_url, pg_schema)) == before
+    assert table_digests(pg_url, pg_schema) == before
     assert all(m["changed"] == 0 for m in again["marts"].values()), again["marts"]
     assert {name: m["rows"] for name, m in again["marts"].items()} == \
            {name: m["rows"] for name, m in first["marts"].items()}
@@ -110,7 +94,7 @@ def test_the_next_date_sends_only_the_catalogue_rows_that_differ_and_ends_as_a_f
         for schema, mode in ((pg_schema, "auto"), (full_schema, "full")):
             run_load(spark, lake, D1, pg_url, schema, mode=mode)
             results[mode] = run_load(spark, lake, D2, pg_url, schema, mode=mode)
-        assert _tables(pg_url, pg_schema) == _tables(pg_url, full_schema)
+        assert table_rows(pg_url, pg_schema) == table_rows(pg_url, full_schema)
     finally:
         with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(full_schema)))
@@ -152,13 +136,13 @@ def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two
 
 def test_an_older_date_loaded_later_changes_nothing_the_newer_wrote(spark, two_days, pg_url, pg_schema) -> None:
     _load(spark, two_days, D2, pg_url, pg_schema)
-    newer = _tables(pg_url, pg_schema)
+    newer = table_rows(pg_url, pg_schema)
 
     older = _load(spark, two_days, D1, pg_url, pg_schema)
 
     assert older["marts"]["dim_games"]["mode"] == "full"  # never a delta against a newer date
 
-    after = _tables(pg_url, pg_schema)
+    after = table_rows(pg_url, pg_schema)
     for name, rows in newer.items():
         assert set(rows) <= set(after[name]), f"{name}: a row written by {D2} changed or vanished"
     # the game whose genre D2 removed keeps D2's set: D1's older set does not come back
@@ -190,7 +174,7 @@ def test_odd_characters_in_the_schema_name_work(spark, two_days, pg_url) -> None
     schema = 'odd "schema"; drop table x; --'
     try:
         result = _load(spark, two_days, D1, pg_url, schema)
-        assert _tables(pg_url, schema)["dim_games"] and result["marts"]["dim_games"]["rows"] == 200
+        assert table_rows(pg_url, schema)["dim_games"] and result["marts"]["dim_games"]["rows"] == 200
     finally:
         with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -251,7 +235,7 @@ def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, 
 def test_sigkill_during_a_load_leaves_every_table_as_it_was(spark, two_days, pg_url, pg_schema,
                                                              tmp_path: Path) -> None:
     _load(spark, two_days, D1, pg_url, pg_schema)
-    before = _digest(_tables(pg_url, pg_schema))
+    before = table_digests(pg_url, pg_schema)
     # the test holds a lock the load's first upsert needs, so the kill lands inside that transaction
     blocker = psycopg2.connect(pg_url)
     with blocker.cursor() as cur:
@@ -287,7 +271,7 @@ def test_sigkill_during_a_load_leaves_every_table_as_it_was(spark, two_days, pg_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
 
-    assert _digest(_tables(pg_url, pg_schema)) == before
+    assert table_digests(pg_url, pg_schema) == before
     ledger = {(r["dt"], r["step"]): r for r in read_ledger(pg_url, pg_schema)}
     assert ledger[(D2, "load")]["status"] == "running", "a killed step stays 'running' in the ledger"
     # the next load of D2 cleans the leftover staging table and completes
