@@ -165,6 +165,9 @@ def test_a_second_load_of_the_same_date_is_refused_while_one_runs(spark, two_day
         with pytest.raises(LockBusy, match=rf"another load of dt={D2} is running \(PostgreSQL backend pid \d+"):
             _load(spark, two_days, D2, pg_url, pg_schema)
         _load(spark, two_days, D1, pg_url, pg_schema)  # another date is not blocked
+        with holder.cursor() as cur:  # the other load ends as a load does: it unlocks (closing alone
+            # releases the lock only once the server notices, which can be after the next try)
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, D2.toordinal()))
     finally:
         holder.close()
     assert _load(spark, two_days, D2, pg_url, pg_schema)["marts"]  # released: it runs
