@@ -151,7 +151,8 @@ def main() -> None:
         "rerun_changed_rows": {k: v["changed"] for k, v in changes.items()},
         "rerun_sent_rows": {k: v["staged"] for k, v in changes.items()},
         "rerun_plans": {k: v["mode"] for k, v in changes.items()},
-        "rerun_mart_seconds": {k: v["seconds"] for k, v in changes.items()}, "goal_ratio": 0.5,
+        "rerun_mart_seconds": {k: v["seconds"] for k, v in changes.items()},
+        "rerun_mart_phases": {k: v["phases"] for k, v in changes.items()}, "goal_ratio": 0.5,
         "goal_rerun_seconds": 10,
     }
     print(f"bench-load: {rows['dim_games']} dim_games rows + bridges = {total} rows")
@@ -162,6 +163,7 @@ def main() -> None:
           f"changed rows {result['rerun_changed_rows']}")
     print(f"  sent rows {result['rerun_sent_rows']}, plans {result['rerun_plans']}")
     print(f"  seconds per mart {result['rerun_mart_seconds']}")
+    print(f"  seconds per phase {result['rerun_mart_phases']}")
     print(f"  written to {write_result('load', result)}")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -72,27 +71,24 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: 
 
     An empty output still replaces D: Spark's dynamic overwrite would otherwise leave the old
     rows of D in place, so D's folder is replaced by a schema-only file. Pass `rows` when the
-    caller already knows the count, to save a Spark job.
+    caller already knows the count, to save a Spark job. The count is a job of its own, not a
+    cache of the output: Spark prunes it to the key columns, where caching the wide rows of the
+    catalogue costs more than computing it twice.
     """
     out = conform(df, ds)
     if rows is None:
-        out = out.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        if rows is None:
-            rows = out.count()
-        partition = ds.partition_rel_path(day.isoformat())
-        if rows == 0:
-            lake.delete(partition)
-            if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
-                out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
-        else:
-            shaped = out.coalesce(ds.files)  # no extra shuffle: the transforms already shuffled by key
-            (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
-             .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
-        event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
-        return rows
-    finally:
-        out.unpersist()
+        rows = out.count()
+    partition = ds.partition_rel_path(day.isoformat())
+    if rows == 0:
+        lake.delete(partition)
+        if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
+            out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
+    else:
+        shaped = out.coalesce(ds.files)  # no extra shuffle: the transforms already shuffled by key
+        (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
+         .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
+    event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
+    return rows
 
 
 def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:

@@ -109,16 +109,24 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
     """Stage what the plan says, then one transaction: the mart's table becomes D's content per its
     load kind, and `loaded_partitions` records the partition it took in."""
     began = time.monotonic()
+    phases: dict[str, float] = {}  # seconds per phase, in the log line: where a slow load spends its time
+
+    def lap(phase: str, since: float) -> float:
+        now = time.monotonic()
+        phases[phase] = round(now - since, 2)
+        return now
+
     digest = partition_digest(lake, ds, day)
     if digest is None:
         raise LoadError(f"{ds.partition_rel_path(day.isoformat())} has no files: run the transform of {day}")
     with waiting_advisory_lock(conn, MART_LOCK_NAMESPACE, _mart_lock_key(ds)):
         with conn, conn.cursor() as cur:
             plan = plan_load(cur, schema, lake, ds, day, digest, mode)
+        mark = lap("plan", began)
         if plan.mode == "unchanged":
             event(log, f"{ds.name}: unchanged since loaded, nothing sent", rows=expected_rows, mode=plan.mode)
             return {"rows": expected_rows, "changed": 0, "staged": 0, "mode": plan.mode,
-                    "seconds": round(time.monotonic() - began, 2)}
+                    "seconds": round(time.monotonic() - began, 2), "phases": phases}
         with conn, conn.cursor() as cur:
             cur.execute(stage_ddl(ds, schema, day))
         try:
@@ -128,8 +136,10 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
                              .collect()))
             if staged != expected_rows and not (plan.mode == "delta" and staged <= expected_rows):
                 raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
+            mark = lap("stage", mark)
             if ds.parents_from:
                 _stage_parents(spark, lake, conn, ds, day, url, schema)
+                mark = lap("parents", mark)
             with conn, conn.cursor() as cur:
                 cur.execute(analyze_stage(ds, schema, day))
             changed = 0
@@ -140,14 +150,16 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
                 cur.execute(record_loaded_partition(schema), {"mart": ds.name, "dt": day, "digest": digest,
                                                               "mode": plan.mode, "staged": staged})
                 cur.execute(drop_stage(ds, schema, day))
+            lap("upsert", mark)
         except BaseException:
             with conn, conn.cursor() as cur:
                 cur.execute(drop_stage(ds, schema, day))
             raise
     seconds = round(time.monotonic() - began, 2)
     event(log, f"loaded {ds.name}", rows=expected_rows, staged=staged, changed=changed, mode=plan.mode,
-          why=plan.why, seconds=seconds)
-    return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds}
+          why=plan.why, seconds=seconds, **{f"{phase}_seconds": s for phase, s in phases.items()})
+    return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds,
+            "phases": phases}
 
 
 def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail",

@@ -19,8 +19,15 @@ def dedupe_key(entity: str) -> list[str]:
     return list(DEDUPE_KEYS.get(entity, ("id",)))
 
 
-def latest_per_key(df: DataFrame, key: Sequence[str], newest_first: Sequence[Column]) -> DataFrame:
-    """Keep one row per key: the first by `newest_first`, ties broken by the later file and line."""
+def latest_per_key(df: DataFrame, key: Sequence[str], newest_first: Sequence[Column], keys_unique: bool = False
+                   ) -> DataFrame:
+    """Keep one row per key: the first by `newest_first`, ties broken by the later file and line.
+
+    `keys_unique` (the caller counted as many distinct keys as rows) skips the ranking, which
+    would keep every row anyway: no shuffle of wide rows (about 9 s of the 350k-game catalogue).
+    """
+    if keys_unique:
+        return df
     order = [*newest_first, F.col("source_file").desc(), F.col("line_number").desc()]
     ranked = df.withColumn("_rank", F.row_number().over(Window.partitionBy(*key).orderBy(*order)))
     return ranked.where(F.col("_rank") == 1).drop("_rank")
@@ -45,9 +52,9 @@ def epoch_to_date(column: str) -> Column:
     return F.to_date(F.timestamp_seconds(F.col(column)))
 
 
-def stage_games(valid: DataFrame) -> DataFrame:
+def stage_games(valid: DataFrame, keys_unique: bool = False) -> DataFrame:
     """One row per game id (latest updated_at), epoch seconds as dates/timestamps, id sets as arrays."""
-    latest = latest_per_key(valid, dedupe_key("games"), [F.col("updated_at").desc_nulls_last()])
+    latest = latest_per_key(valid, dedupe_key("games"), [F.col("updated_at").desc_nulls_last()], keys_unique)
     return latest.select(
         F.col("id").alias("game_id"),
         "name",
@@ -79,9 +86,9 @@ def bridge(games: DataFrame, ids_column: str, id_column: str) -> DataFrame:
     return games.select("game_id", F.explode(ids_column).alias(id_column))
 
 
-def stage_reference(valid: DataFrame, entity: str) -> DataFrame:
+def stage_reference(valid: DataFrame, entity: str, keys_unique: bool = False) -> DataFrame:
     """A reference snapshot (platforms, genres, ...): one row per id, IGDB names kept."""
-    latest = latest_per_key(valid, dedupe_key(entity), [F.col("updated_at").desc_nulls_last()])
+    latest = latest_per_key(valid, dedupe_key(entity), [F.col("updated_at").desc_nulls_last()], keys_unique)
     renames = {"id": REFERENCE_IDS[entity], "platform_family": "platform_family_id"}
     out = latest.drop("source_file", "line_number")
     for old, new in renames.items():
@@ -90,11 +97,11 @@ def stage_reference(valid: DataFrame, entity: str) -> DataFrame:
     return out.withColumn("updated_at", epoch_to_ts("updated_at"))
 
 
-def stage_popularity(valid: DataFrame, day: dt.date) -> DataFrame:
+def stage_popularity(valid: DataFrame, day: dt.date, keys_unique: bool = False) -> DataFrame:
     """The day's popularity values keyed (game_id, popularity_type, snapshot_date)."""
     latest = latest_per_key(valid, dedupe_key("popularity_primitives"),
                             [F.col("calculated_at").desc_nulls_last(), F.col("updated_at").desc_nulls_last(),
-                             F.col("id").desc()])
+                             F.col("id").desc()], keys_unique)
     return latest.select(
         "game_id",
         F.col("popularity_type").cast("int").alias("popularity_type"),

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ingestion.entities import ENTITIES
+from ingestion.landing import read_manifest
 from jobs import marts, staging
 from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Dataset, Layer, dataset
 from jobs.io import (
@@ -60,13 +61,24 @@ def staging_table(entity: str) -> str:
     return dataset(Layer.STAGING, name).rel_path
 
 
-def _stage(valid: DataFrame, entity: str, day: dt.date) -> tuple[Dataset, DataFrame]:
+def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> tuple[Dataset, DataFrame]:
     target = DATASETS[staging_table(entity)]
     if entity == "games":
-        return target, staging.stage_games(valid)
+        return target, staging.stage_games(valid, keys_unique)
     if entity == "popularity_primitives":
-        return target, staging.stage_popularity(valid, day)
-    return target, staging.stage_reference(valid, entity)
+        return target, staging.stage_popularity(valid, day, keys_unique)
+    return target, staging.stage_reference(valid, entity, keys_unique)
+
+
+def largest_first(lake: Lake, entities: list[str], day: dt.date) -> list[str]:
+    """Entities ordered by the bytes of their raw partition, largest first (no manifest: last,
+    where staging reports it missing)."""
+
+    def raw_bytes(entity: str) -> int:
+        manifest = read_manifest(lake, entity, day)
+        return sum(f["bytes"] for f in manifest["files"]) if manifest else -1
+
+    return sorted(entities, key=raw_bytes, reverse=True)
 
 
 def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[EntityCounts, dict]:
@@ -84,7 +96,7 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
             raise TransformError(f"raw/{entity}/dt={day} holds {valid + rejected} lines but its manifest says "
                                  f"{manifest['records']}: the partition is damaged, ingest {day} again")
         write_partition(quarantine_rows(parsed, entity), dataset(Layer.QUARANTINE, entity), lake, day, rejected)
-        target, staged = _stage(valid_records(parsed), entity, day)
+        target, staged = _stage(valid_records(parsed), entity, day, keys_unique=distinct_keys == valid)
         # staging keeps one row per key: its row count is the number of distinct valid keys
         staged_rows = write_partition(staged, target, lake, day, distinct_keys)
     finally:
@@ -100,17 +112,24 @@ def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, in
     """Bridge tables of D's games, to staging and (the same files) to marts for the loader."""
     games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
     columns = {table: f"{id_column.removesuffix('_id')}_ids" for table, _, id_column, _ in BRIDGES}
+    context = current_context()
+
+    def write(table: str, id_column: str, rows: int) -> int:
+        bind_context(context)
+        pairs = staging.bridge(games, columns[table], id_column)
+        written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, rows)
+        return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
+
     try:
         # the id arrays are clean sets, so a bridge has exactly as many rows as its array elements
         sizes = games.agg(*[F.coalesce(F.sum(F.size(c)), F.lit(0)).alias(t) for t, c in columns.items()]).collect()[0]
-        rows = {}
-        for table, _, id_column, _ in BRIDGES:
-            pairs = staging.bridge(games, columns[table], id_column)
-            rows[table] = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
-            copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, rows[table])
+        # each bridge is one small file written by one task: two at once keep both cores busy
+        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="bridge") as pool:
+            futures = {table: pool.submit(write, table, id_column, sizes[table])
+                       for table, _, id_column, _ in BRIDGES}
+            return {table: future.result() for table, future in futures.items()}
     finally:
         games.unpersist()
-    return rows
 
 
 def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool, top_n: int,
@@ -140,18 +159,27 @@ def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: boo
     popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
     rows["fct_game_popularity"] = write_partition(marts.popularity_fact(popularity, day), fct, lake, day)
 
-    catalogue = read_partition(spark, dim_games, lake, day).persist()
+    # the marketing marts need a few columns of the catalogue, not its free text
+    catalogue = read_partition(spark, dim_games, lake, day).select(*marts.CATALOGUE_COLUMNS).persist()
     facts = read_partition(spark, fct, lake, day).persist()
     try:
         earlier = latest_partition_before(lake, fct, day)
         previous_facts = read_partition(spark, fct, lake, earlier) if earlier else None
-        for name, frame in (
-            ("mart_top_rated", marts.top_rated(catalogue, day, top_n)),
-            ("mart_top_hyped", marts.top_hyped(catalogue, facts, day, top_n)),
-            ("mart_trending_now", marts.trending_now(catalogue, facts, previous_facts, day, top_n)),
-            ("mart_hidden_gems", marts.hidden_gems(catalogue, facts, day, top_n)),
-        ):
-            rows[name] = write_partition(frame, dataset(Layer.MARTS, name), lake, day)
+        frames = {
+            "mart_top_rated": marts.top_rated(catalogue, day, top_n),
+            "mart_top_hyped": marts.top_hyped(catalogue, facts, day, top_n),
+            "mart_trending_now": marts.trending_now(catalogue, facts, previous_facts, day, top_n),
+            "mart_hidden_gems": marts.hidden_gems(catalogue, facts, day, top_n),
+        }
+        context = current_context()
+
+        def write(name: str) -> int:
+            bind_context(context)
+            return write_partition(frames[name], dataset(Layer.MARTS, name), lake, day)
+
+        # small outputs, mostly per-job overhead: written side by side
+        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="mart") as pool:
+            rows.update(zip(frames, pool.map(write, frames), strict=True))
     finally:
         catalogue.unpersist()
         facts.unpersist()
@@ -170,9 +198,11 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
             return stage_entity(spark, lake, entity, day)
 
         # Spark runs jobs from several threads at once: the small reference entities are mostly
-        # per-job overhead, which overlaps with the large entities' work this way.
+        # per-job overhead, which overlaps with the large entities' work this way. The largest
+        # start first, so the small ones fill the gaps instead of holding the large ones back.
+        order = largest_first(lake, list(ENTITIES), day)
         with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage") as pool:
-            staged = dict(zip(ENTITIES, pool.map(stage, ENTITIES), strict=True))
+            staged = dict(zip(order, pool.map(stage, order), strict=True))
         entities = {entity: counts for entity, (counts, _) in staged.items()}
         full_refresh = staged["games"][1]["mode"] == "full"
         rows = write_bridges(spark, lake, day)

@@ -68,6 +68,17 @@ def test_popularity_fact_pivots_types_and_ranks_percentiles(spark) -> None:
     assert {r["snapshot_date"] for r in rows.values()} == {DAY}
 
 
+def test_percentiles_break_ties_by_game_id_and_skip_games_without_a_value(spark) -> None:
+    facts = marts.popularity_fact(popularity(spark, (1, 1, 0.5), (2, 1, 0.5), (3, 1, None), (4, 1, 0.2),
+                                             (4, 2, 0.3), (5, 99, 1.0)), DAY)
+    rows = {r["game_id"]: r for r in facts.collect()}
+    assert {g: rows[g]["visits_pct"] for g in (1, 2, 3, 4)} == {4: 0.0, 1: 0.5, 2: 1.0, 3: None}
+    assert rows[3]["visits"] is None
+    assert rows[4]["want_to_play_pct"] == 0.0 and rows[1]["want_to_play_pct"] is None
+    # a type the fact does not name leaves the game's row empty, not missing
+    assert all(rows[5][c] is None for c in ("visits", "visits_pct", "want_to_play")) and len(rows) == 5
+
+
 def test_top_rated_uses_the_weighted_rating_and_breaks_ties_by_votes_then_id(spark) -> None:
     catalogue = games(spark,
                       {"game_id": 1, "total_rating": 99.0, "total_rating_count": 10},  # few votes: pulled to the mean

@@ -47,6 +47,14 @@ def test_latest_updated_at_wins_and_ties_go_to_the_later_line(spark) -> None:
     assert sorted((r["game_id"], r["name"]) for r in staged.collect()) == [(7, "new"), (8, "last of a tie")]
 
 
+def test_unique_keys_skip_the_ranking_with_the_same_rows(spark) -> None:
+    """The transform passes keys_unique when it counted as many distinct ids as valid lines."""
+    raw = _games(spark, [("f", 1, 7, "a", None, [6], None, None, 100), ("g", 2, 8, "b", None, None, [1], None, 300)])
+    assert_df_equality(stage_games(raw, keys_unique=True), stage_games(raw), ignore_row_order=True)
+    assert "Window" not in stage_games(raw, keys_unique=True)._jdf.queryExecution().optimizedPlan().toString()
+    assert "Window" in stage_games(raw)._jdf.queryExecution().optimizedPlan().toString()
+
+
 def test_games_are_typed_and_id_sets_are_clean(spark) -> None:
     staged = stage_games(_games(spark, [
         ("f", 1, 1, "Ōkami", 1_379_376_000, [48, None, 6, 48], None, [1, 2, 3], 1_780_000_000),
