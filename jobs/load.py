@@ -156,8 +156,9 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
                 cur.execute(drop_stage(ds, schema, day))
             raise
     seconds = round(time.monotonic() - began, 2)
+    timings: dict[str, Any] = {f"{phase}_seconds": s for phase, s in phases.items()}
     event(log, f"loaded {ds.name}", rows=expected_rows, staged=staged, changed=changed, mode=plan.mode,
-          why=plan.why, seconds=seconds, **{f"{phase}_seconds": s for phase, s in phases.items()})
+          why=plan.why, seconds=seconds, **timings)
     return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds,
             "phases": phases}
 

@@ -32,15 +32,22 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
     """The catalogue as of D: the previous catalogue with D's changed games, latest updated_at wins.
 
     A full refresh of D is the whole catalogue on its own (games gone from IGDB disappear).
-    On equal updated_at the change of D wins over the previous catalogue.
+    On equal updated_at the change of D wins over the previous catalogue. Both sides hold one
+    row per game_id; each is filtered by the other's (game_id, updated_at) pairs, so only those
+    narrow pairs move (a day changes a few thousand of the 350k wide rows: ranking their union
+    would shuffle them all).
     """
     changes = changes.select(*GAME_COLUMN_NAMES)
     if full_refresh or previous is None:
         return changes
-    both = changes.withColumn("_new", F.lit(1)).unionByName(previous.select(*GAME_COLUMN_NAMES)
-                                                            .withColumn("_new", F.lit(0)))
-    order = Window.partitionBy("game_id").orderBy(F.col("updated_at").desc(), F.col("_new").desc())
-    return both.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank", "_new")
+    previous = previous.select(*GAME_COLUMN_NAMES)
+    changed_at = changes.select("game_id", F.col("updated_at").alias("_changed_at"))
+    kept_at = previous.select("game_id", F.col("updated_at").alias("_kept_at"))
+    still_newest = (previous.join(changed_at, "game_id", "left")
+                    .where(F.col("_changed_at").isNull() | (F.col("updated_at") > F.col("_changed_at"))))
+    newer = (changes.join(kept_at, "game_id", "left")
+             .where(F.col("_kept_at").isNull() | (F.col("updated_at") >= F.col("_kept_at"))))
+    return still_newest.select(*GAME_COLUMN_NAMES).unionByName(newer.select(*GAME_COLUMN_NAMES))
 
 
 def _names(ids: Column, names: Mapping[int, str]) -> Column:

@@ -37,13 +37,16 @@ def test_incremental_merge_keeps_the_newest_version_of_each_game(spark) -> None:
                      {"game_id": 3, "name": "c newer in the catalogue", "updated_at": new})
     changes = games(spark, {"game_id": 1, "name": "a v2", "updated_at": new},
                     {"game_id": 3, "name": "c stale change", "updated_at": old},
-                    {"game_id": 4, "name": "d", "updated_at": new})
+                    {"game_id": 4, "name": "d", "updated_at": new},
+                    {"game_id": 5, "name": "e same stamp, changed on D", "updated_at": old})
+    previous = previous.unionByName(games(spark, {"game_id": 5, "name": "e", "updated_at": old}))
     merged = marts.merge_catalogue(previous, changes, full_refresh=False)
     assert sorted((r["game_id"], r["name"]) for r in merged.collect()) == [
-        (1, "a v2"), (2, "b"), (3, "c newer in the catalogue"), (4, "d")]
+        (1, "a v2"), (2, "b"), (3, "c newer in the catalogue"), (4, "d"), (5, "e same stamp, changed on D")]
+    assert merged.columns == marts.GAME_COLUMN_NAMES
     # a full refresh is the new snapshot alone: game 2, gone from IGDB, leaves the catalogue
     refreshed = marts.merge_catalogue(previous, changes, full_refresh=True)
-    assert sorted(r["game_id"] for r in refreshed.collect()) == [1, 3, 4]
+    assert sorted(r["game_id"] for r in refreshed.collect()) == [1, 3, 4, 5]
 
 
 def test_reference_names_are_resolved_in_id_order(spark) -> None:
