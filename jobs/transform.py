@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ from jobs.io import (
 from jobs.parse import REASON, RECORD, REQUIRED, parse_lines, quarantine_rows, valid_records
 from jobs.schemas import RAW_SCHEMAS
 from pipeline.lake import Lake
-from pipeline.logs import bind_context, current_context, event, log_context
+from pipeline.logs import event, log_context, map_in_threads
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +111,18 @@ def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, in
     """Bridge tables of D's games, to staging and (the same files) to marts for the loader."""
     games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
     columns = {table: f"{id_column.removesuffix('_id')}_ids" for table, _, id_column, _ in BRIDGES}
-    context = current_context()
+    id_columns = {table: id_column for table, _, id_column, _ in BRIDGES}
 
-    def write(table: str, id_column: str, rows: int) -> int:
-        bind_context(context)
-        pairs = staging.bridge(games, columns[table], id_column)
-        written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, rows)
+    def write(table: str) -> int:
+        pairs = staging.bridge(games, columns[table], id_columns[table])
+        written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
         return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
 
     try:
         # the id arrays are clean sets, so a bridge has exactly as many rows as its array elements
         sizes = games.agg(*[F.coalesce(F.sum(F.size(c)), F.lit(0)).alias(t) for t, c in columns.items()]).collect()[0]
         # each bridge is one small file written by one task: two at once keep both cores busy
-        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="bridge") as pool:
-            futures = {table: pool.submit(write, table, id_column, sizes[table])
-                       for table, _, id_column, _ in BRIDGES}
-            return {table: future.result() for table, future in futures.items()}
+        return dict(zip(columns, map_in_threads(write, columns, STAGING_THREADS, "bridge"), strict=True))
     finally:
         games.unpersist()
 
@@ -171,15 +166,11 @@ def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: boo
             "mart_trending_now": marts.trending_now(catalogue, facts, previous_facts, day, top_n),
             "mart_hidden_gems": marts.hidden_gems(catalogue, facts, day, top_n),
         }
-        context = current_context()
-
         def write(name: str) -> int:
-            bind_context(context)
             return write_partition(frames[name], dataset(Layer.MARTS, name), lake, day)
 
         # small outputs, mostly per-job overhead: written side by side
-        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="mart") as pool:
-            rows.update(zip(frames, pool.map(write, frames), strict=True))
+        rows.update(zip(frames, map_in_threads(write, frames, STAGING_THREADS, "mart"), strict=True))
     finally:
         catalogue.unpersist()
         facts.unpersist()
@@ -190,19 +181,15 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
     """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table."""
     started = time.monotonic()
     with log_context(step="transform"):
-        entities: dict[str, EntityCounts] = {}
-        context = current_context()
-
         def stage(entity: str) -> tuple[EntityCounts, dict]:
-            bind_context({**context, "entity": entity})
-            return stage_entity(spark, lake, entity, day)
+            with log_context(entity=entity):
+                return stage_entity(spark, lake, entity, day)
 
-        # Spark runs jobs from several threads at once: the small reference entities are mostly
-        # per-job overhead, which overlaps with the large entities' work this way. The largest
-        # start first, so the small ones fill the gaps instead of holding the large ones back.
+        # The small reference entities are mostly per-job overhead, which overlaps with the large
+        # entities' work on threads. The largest start first, so the small ones fill the gaps
+        # instead of holding the large ones back.
         order = largest_first(lake, list(ENTITIES), day)
-        with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="stage") as pool:
-            staged = dict(zip(order, pool.map(stage, order), strict=True))
+        staged = dict(zip(order, map_in_threads(stage, order, STAGING_THREADS, "stage"), strict=True))
         entities = {entity: counts for entity, (counts, _) in staged.items()}
         full_refresh = staged["games"][1]["mode"] == "full"
         rows = write_bridges(spark, lake, day)

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,7 +41,7 @@ from jobs.transform import staging_table
 from jobs.validation_report import render_html
 from pipeline.errors import ConfigError, ExitCode, PipelineError
 from pipeline.lake import Lake
-from pipeline.logs import bind_context, current_context, event, log_context
+from pipeline.logs import event, log_context, map_in_threads
 
 log = logging.getLogger(__name__)
 
@@ -299,9 +298,8 @@ def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[
 def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, DataFrame | None]:
     """Every staging table and mart of D (None when missing), footers read in parallel."""
     outputs = (*STAGING, *MARTS)
-    with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="read") as pool:
-        frames = pool.map(lambda ds: read_output(spark, lake, ds, day), outputs)
-        return {ds.rel_path: frame for ds, frame in zip(outputs, frames, strict=True)}
+    frames = map_in_threads(lambda ds: read_output(spark, lake, ds, day), outputs, VALIDATION_THREADS, "read")
+    return {ds.rel_path: frame for ds, frame in zip(outputs, frames, strict=True)}
 
 
 @contextmanager
@@ -357,17 +355,15 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         # a dataset whose partition (or a reference target's) is missing cannot run its suite
         ready = [ds for ds in selected
                  if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
-        context = current_context()
-
         def validate(ds: Dataset) -> tuple[int, list[Outcome]]:
-            bind_context(context)
             return _validate_dataset(runner, ds, frames[ds.rel_path], known, day, now)
 
         with _known_ids(frames) as known:
-            # largest first, so the many small ones fill the gaps at the end
+            # largest first, so the many small ones fill the gaps at the end; GX's Python work on
+            # one dataset overlaps Spark's work on another
             ordered = sorted(ready, key=lambda d: -len(d.columns) * (1 + len(references(d))))
-            with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="validate") as pool:
-                done = dict(zip((d.rel_path for d in ordered), pool.map(validate, ordered), strict=True))
+            done = dict(zip((d.rel_path for d in ordered), map_in_threads(validate, ordered, VALIDATION_THREADS,
+                                                                          "validate"), strict=True))
         for ds in selected:  # the report lists outputs in declaration order
             if read[ds.rel_path] is None:
                 gate.outcomes.append(_missing(ds, day))
