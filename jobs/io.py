@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ingestion.landing import partition_path, read_manifest
+from ingestion.landing import partition_path
 from jobs.datasets import PARTITION, Dataset, Layer
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
@@ -34,15 +34,15 @@ class TransformError(PipelineError):
     """The Spark step cannot produce a trustworthy output for this date."""
 
 
-def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[DataFrame, dict]:
-    """Every line of raw/<entity>/dt=D, as the manifest lists it: (source_file, line_number, value)."""
-    manifest = read_manifest(lake, entity, day)
+def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None) -> DataFrame:
+    """Every line of raw/<entity>/dt=D, as its manifest (`read_manifest`; None when the partition
+    has none) lists it: (source_file, line_number, value)."""
     folder = partition_path(entity, day)
     if manifest is None:
         raise TransformError(f"{folder} has no _manifest.json: run `igdb-pipeline ingest --date {day}` first")
     files = manifest["files"]
     if not files:
-        return spark.createDataFrame([], LINES_SCHEMA), manifest
+        return spark.createDataFrame([], LINES_SCHEMA)
     largest = max(f["bytes"] for f in files)
     split_at = int(str(spark.conf.get("spark.sql.files.maxPartitionBytes")).rstrip("b"))
     if largest > split_at:
@@ -55,7 +55,7 @@ def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -
         ((F.monotonically_increasing_id().bitwiseAND(F.lit(ROW_BITS))) + 1).alias("line_number"),
         F.col("value"),
     )
-    return lines, manifest
+    return lines
 
 
 def conform(df: DataFrame, ds: Dataset) -> DataFrame:

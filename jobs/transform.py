@@ -69,20 +69,21 @@ def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> tu
     return target, staging.stage_reference(valid, entity, keys_unique)
 
 
-def largest_first(lake: Lake, entities: list[str], day: dt.date) -> list[str]:
+def largest_first(manifests: dict[str, dict | None]) -> list[str]:
     """Entities ordered by the bytes of their raw partition, largest first (no manifest: last,
     where staging reports it missing)."""
 
     def raw_bytes(entity: str) -> int:
-        manifest = read_manifest(lake, entity, day)
+        manifest = manifests[entity]
         return sum(f["bytes"] for f in manifest["files"]) if manifest else -1
 
-    return sorted(entities, key=raw_bytes, reverse=True)
+    return sorted(manifests, key=raw_bytes, reverse=True)
 
 
-def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> tuple[EntityCounts, dict]:
+def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None
+                 ) -> EntityCounts:
     """Parse raw/<entity>/dt=D once (cached), write its quarantine and its staging table."""
-    lines, manifest = read_raw_lines(spark, lake, entity, day)
+    lines = read_raw_lines(spark, lake, entity, day, manifest)
     parsed = parse_lines(lines, RAW_SCHEMAS[entity], REQUIRED.get(entity, ("id",)))
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -91,6 +92,7 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
                   parsed.groupBy(F.col(REASON).isNull().alias("ok"))
                   .agg(F.count(F.lit(1)).alias("lines"), F.countDistinct(*key).alias("keys")).collect()}
         (valid, distinct_keys), (rejected, _) = totals.get(True, (0, 0)), totals.get(False, (0, 0))
+        assert manifest is not None  # read_raw_lines refuses a partition without one
         if valid + rejected != manifest["records"]:
             raise TransformError(f"raw/{entity}/dt={day} holds {valid + rejected} lines but its manifest says "
                                  f"{manifest['records']}: the partition is damaged, ingest {day} again")
@@ -104,7 +106,7 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date) -> 
     event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed)
     if rejected:
         event(log, f"{entity}: {rejected} line(s) quarantined, see quarantine/{entity}/dt={day}", logging.WARNING)
-    return counts, manifest
+    return counts
 
 
 def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, int]:
@@ -181,17 +183,20 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
     """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table."""
     started = time.monotonic()
     with log_context(step="transform"):
-        def stage(entity: str) -> tuple[EntityCounts, dict]:
+        manifests = {entity: read_manifest(lake, entity, day) for entity in ENTITIES}  # each read once
+
+        def stage(entity: str) -> EntityCounts:
             with log_context(entity=entity):
-                return stage_entity(spark, lake, entity, day)
+                return stage_entity(spark, lake, entity, day, manifests[entity])
 
         # The small reference entities are mostly per-job overhead, which overlaps with the large
         # entities' work on threads. The largest start first, so the small ones fill the gaps
         # instead of holding the large ones back.
-        order = largest_first(lake, list(ENTITIES), day)
-        staged = dict(zip(order, map_in_threads(stage, order, STAGING_THREADS, "stage"), strict=True))
-        entities = {entity: counts for entity, (counts, _) in staged.items()}
-        full_refresh = staged["games"][1]["mode"] == "full"
+        order = largest_first(manifests)
+        entities = dict(zip(order, map_in_threads(stage, order, STAGING_THREADS, "stage"), strict=True))
+        games_manifest = manifests["games"]
+        assert games_manifest is not None  # staging games refused to run without it
+        full_refresh = games_manifest["mode"] == "full"
         rows = write_bridges(spark, lake, day)
         rows.update(build_marts(spark, lake, day, full_refresh, top_n, entities))
         report = {
