@@ -112,19 +112,20 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
 def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, int]:
     """Bridge tables of D's games, to staging and (the same files) to marts for the loader."""
     games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
-    columns = {table: f"{id_column.removesuffix('_id')}_ids" for table, _, id_column, _ in BRIDGES}
-    id_columns = {table: id_column for table, _, id_column, _ in BRIDGES}
-
-    def write(table: str) -> int:
-        pairs = staging.bridge(games, columns[table], id_columns[table])
-        written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
-        return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
-
+    # bridge table -> (the staged games' id array, the bridge's id column)
+    sources = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
     try:
         # the id arrays are clean sets, so a bridge has exactly as many rows as its array elements
-        sizes = games.agg(*[F.coalesce(F.sum(F.size(c)), F.lit(0)).alias(t) for t, c in columns.items()]).collect()[0]
+        sizes = games.agg(*[F.coalesce(F.sum(F.size(ids)), F.lit(0)).alias(t) for t, (ids, _) in sources.items()]
+                          ).collect()[0]
+
+        def write(table: str) -> int:
+            pairs = staging.bridge(games, *sources[table])
+            written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
+            return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
+
         # each bridge is one small file written by one task: two at once keep both cores busy
-        return dict(zip(columns, map_in_threads(write, columns, STAGING_THREADS, "bridge"), strict=True))
+        return dict(zip(sources, map_in_threads(write, sources, STAGING_THREADS, "bridge"), strict=True))
     finally:
         games.unpersist()
 
@@ -168,6 +169,7 @@ def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: boo
             "mart_trending_now": marts.trending_now(catalogue, facts, previous_facts, day, top_n),
             "mart_hidden_gems": marts.hidden_gems(catalogue, facts, day, top_n),
         }
+
         def write(name: str) -> int:
             return write_partition(frames[name], dataset(Layer.MARTS, name), lake, day)
 

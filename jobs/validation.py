@@ -355,6 +355,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         # a dataset whose partition (or a reference target's) is missing cannot run its suite
         ready = [ds for ds in selected
                  if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
+
         def validate(ds: Dataset) -> tuple[int, list[Outcome]]:
             return _validate_dataset(runner, ds, frames[ds.rel_path], known, day, now)
 
