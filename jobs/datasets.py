@@ -13,6 +13,8 @@ from enum import StrEnum
 
 from pyspark.sql import types as T
 
+from jobs.fingerprint import FINGERPRINT
+
 PARTITION = "dt"
 
 
@@ -103,6 +105,9 @@ class Dataset:
     parents_versioned_by: str | None = None
     checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
     min_rows: int = 0  # a mart that must never be empty (the catalogue, the ranked marts); not D's deltas
+    # the writer stores each row's fingerprint (jobs/fingerprint.py) as one more column of the files, so
+    # the load compares D with the date loaded before by key and fingerprint alone; never loaded
+    fingerprinted: bool = False
 
     @property
     def schema(self) -> T.StructType:
@@ -111,6 +116,19 @@ class Dataset:
     @property
     def column_names(self) -> list[str]:
         return [n for n, _, _ in self.columns]
+
+    @property
+    def file_columns(self) -> tuple[tuple[str, T.DataType, bool], ...]:
+        """The columns of the parquet files: the declared ones, then the fingerprint if stored."""
+        return (*self.columns, (FINGERPRINT, T.LongType(), False)) if self.fingerprinted else self.columns
+
+    @property
+    def file_schema(self) -> T.StructType:
+        return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in self.file_columns])
+
+    @property
+    def file_column_names(self) -> list[str]:
+        return [n for n, _, _ in self.file_columns]
 
     @property
     def rel_path(self) -> str:
@@ -242,7 +260,8 @@ def _datasets() -> dict[str, Dataset]:
                                    Severity.WARNING))),
         Dataset("dim_games", Layer.MARTS, (*GAME_COLUMNS, *NAME_COLUMNS), ("game_id",),
                 "the whole catalogue as of D, reference names resolved", files=2,
-                load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=GAME_CHECKS, min_rows=1),
+                load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=GAME_CHECKS, min_rows=1,
+                fingerprinted=True),
         Dataset("fct_game_popularity", Layer.MARTS,
                 (_c("snapshot_date", _date, False), _c("game_id", _long, False),
                  *(_c(col, _dbl) for col in POPULARITY_COLUMNS.values()),
@@ -322,6 +341,9 @@ def _check_references() -> None:
                 raise AssertionError(f"{ds.rel_path}: checks name unknown column(s) {sorted(unknown)}")
             if isinstance(check, References) and check.target_column not in DATASETS[check.target].column_names:
                 raise AssertionError(f"{ds.rel_path}: {check.target} has no column {check.target_column}")
+        if ds.fingerprinted and ds.load is not LoadKind.UPSERT_NEWER:
+            raise AssertionError(f"{ds.rel_path}: only newer-wins marts are loaded as a delta, which the fingerprint "
+                                 f"serves")
         if ds.parents_from and DATASETS[ds.parents_from].key != (ds.parent_key,):
             raise AssertionError(f"{ds.rel_path}: parents_from {ds.parents_from} must be keyed by {ds.parent_key} "
                                  f"(the load reads its ids without a distinct)")

@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 
 from ingestion.landing import partition_path
 from jobs.datasets import PARTITION, Dataset, Layer
+from jobs.fingerprint import FINGERPRINT, with_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event
@@ -76,6 +77,8 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: 
     catalogue costs more than computing it twice.
     """
     out = conform(df, ds)
+    if ds.fingerprinted:
+        out = with_fingerprint(out)
     if rows is None:
         rows = out.count()
     partition = ds.partition_rel_path(day.isoformat())
@@ -102,9 +105,21 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
     return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
 
 
+def read_fingerprinted(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:
+    """One date of a dataset with its declared columns plus FINGERPRINT: the stored one when its files
+    have it (selecting the key and the fingerprint then reads 16 bytes a row), else computed from the
+    rows (a dataset not declared `fingerprinted`, or a date written before it was)."""
+    rows = read_partition(spark, ds, lake, day)
+    if ds.fingerprinted:
+        uri = lake.uri_of(ds.partition_rel_path(day.isoformat()))
+        if FINGERPRINT in spark.read.parquet(uri).columns:  # the files' own schema: one footer read
+            return spark.read.schema(ds.file_schema).parquet(uri)
+    return with_fingerprint(rows)
+
+
 def copy_partition(source: Dataset, target: Dataset, lake: Lake, day: dt.date, rows: int) -> int:
     """Publish the files of one dataset's dt=D as another's: for marts identical to a staging table."""
-    if source.column_names != target.column_names:
+    if source.file_column_names != target.file_column_names:
         raise TransformError(f"{target.rel_path} cannot be a copy of {source.rel_path}: the columns differ")
     lake.copy_partition(source.partition_rel_path(day.isoformat()), target.partition_rel_path(day.isoformat()),
                         f"copy-{day}")

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.datasets import DATASETS, Dataset
-from jobs.io import read_partition
+from jobs.io import read_fingerprinted, read_partition
 from jobs.load_plan import LoadPlan, partition_digest, plan_load, rows_not_in
 from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
@@ -97,11 +97,11 @@ def _mart_lock_key(ds: Dataset) -> int:
 
 
 def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, plan: LoadPlan) -> DataFrame:
-    rows = read_partition(spark, ds, lake, day)
-    if plan.mode == "delta":
-        assert plan.base is not None
-        rows = rows.transform(rows_not_in(read_partition(spark, ds, lake, plan.base), ds.key))
-    return rows
+    if plan.mode != "delta":
+        return read_partition(spark, ds, lake, day)
+    assert plan.base is not None
+    previous = read_fingerprinted(spark, ds, lake, plan.base)
+    return read_fingerprinted(spark, ds, lake, day).transform(rows_not_in(previous, ds.key)).select(*ds.column_names)
 
 
 def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,

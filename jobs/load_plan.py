@@ -24,16 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from jobs.datasets import Dataset, LoadKind
+from jobs.fingerprint import FINGERPRINT
 from jobs.warehouse import loaded_partitions_query
 from pipeline.lake import Lake
 
 Mode = Literal["full", "delta", "unchanged"]
-FINGERPRINT = "_row_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -72,36 +71,18 @@ def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, dige
     return LoadPlan("delta", f"rows that differ from dt={latest}, the last date loaded", base=latest)
 
 
-def with_fingerprint(frame: DataFrame) -> DataFrame:
-    """A 64-bit hash of every column of each row, computed in the JVM (2 s for the 350k-row catalogue,
-    where building the rows' text would take 15 s).
-
-    Spark's hash skips nulls and chains array elements without their boundaries, so on its own
-    (x, null) and (null, x), or [1, 2], [3] and [1], [2, 3], would collide: each value's null flag,
-    and each array's size and null elements, are hashed with it.
-    """
-    parts: list[Column] = []
-    for field in frame.schema.fields:
-        column = F.col(field.name)
-        parts += [column, column.isNull()]
-        if isinstance(field.dataType, T.ArrayType):
-            parts += [F.size(column), F.transform(column, lambda element: element.isNull())]
-    return frame.withColumn(FINGERPRINT, F.xxhash64(*parts))
-
-
 def rows_not_in(previous: DataFrame, key: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
-    """`current -> rows of current with no identical row in previous` (for DataFrame.transform).
+    """`current -> rows of current with no identical row in previous` (for DataFrame.transform); both
+    carry FINGERPRINT (`jobs.io.read_fingerprinted`), which the result keeps.
 
-    Previous is reduced to its (key, fingerprint) pairs (16 bytes a row of the catalogue, where a
-    row is 1.6 kB), which are broadcast; current is read once, each row fingerprinted and looked
-    up on its way through: nothing is shuffled and no table is read twice.
+    Previous is reduced to its (key, fingerprint) pairs, read from the files when they store them,
+    and broadcast; current is read once and looked up on its way through: nothing is shuffled.
     A changed row goes unseen only if its 64-bit hash equals its old one's: odds of 2^-64 per
-    changed row.
+    changed row. A fingerprint computed differently (another column list) only makes rows differ.
     """
 
     def changed(current: DataFrame) -> DataFrame:
         pairs = [*key, FINGERPRINT]
-        known = F.broadcast(with_fingerprint(previous).select(*pairs))
-        return with_fingerprint(current).join(known, pairs, "left_anti").select(*current.columns)
+        return current.join(F.broadcast(previous.select(*pairs)), pairs, "left_anti")
 
     return changed

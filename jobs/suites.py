@@ -29,6 +29,7 @@ from jobs.datasets import (
     References,
     Severity,
 )
+from jobs.fingerprint import FINGERPRINT
 
 RECONCILIATION = "checks/reconciliation"
 CRITICAL = FailureSeverity.CRITICAL
@@ -60,10 +61,11 @@ def _declared(ds: Dataset) -> Iterator[Expectation]:
     """What the schema, partition and key of a declaration imply."""
     orphans = [orphan_column(r) for r in references(ds)]
     yield gxe.ExpectTableColumnsToMatchOrderedList(
-        column_list=[*ds.column_names, PARTITION, *orphans], severity=CRITICAL,
-        description="exactly the declared columns, in order, plus the partition column dt"
-                    + (" (and the gate's orphan_* columns)" if orphans else ""))
-    for name, kind, nullable in ds.columns:
+        column_list=[*ds.file_column_names, PARTITION, *orphans], severity=CRITICAL,
+        description="exactly the declared columns, in order"
+                    + (f", then the stored row fingerprint {FINGERPRINT}" if ds.fingerprinted else "")
+                    + ", plus the partition column dt" + (" (and the gate's orphan_* columns)" if orphans else ""))
+    for name, kind, nullable in ds.file_columns:
         yield gxe.ExpectColumnValuesToBeOfType(column=name, type_=type(kind).__name__, severity=CRITICAL,
                                                description=f"{name} is {kind.simpleString()} in the files")
         if not nullable:

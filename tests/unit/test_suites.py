@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from jobs.datasets import DATASETS, MARTS, STAGING, Between, Layer, LoadKind, References, Severity, dataset
+from jobs.fingerprint import FINGERPRINT
 from jobs.suites import dataset_suite, narrowed, orphan_column, reconciliation_suite
 
 DAY = dt.date(2026, 11, 20)
@@ -23,17 +24,24 @@ def test_every_staging_table_and_mart_gets_key_columns_types_and_dt() -> None:
     for ds in (*STAGING, *MARTS):
         kinds = _kinds(ds.name, ds.layer)
         assert ("expect_table_columns_to_match_ordered_list",
-                [*ds.column_names, "dt", *(orphan_column(c) for c in ds.checks if isinstance(c, References))],
+                [*ds.file_column_names, "dt", *(orphan_column(c) for c in ds.checks if isinstance(c, References))],
                 "critical") in kinds, ds.rel_path
         key = ds.key[0] if len(ds.key) == 1 else list(ds.key)
         unique = "expect_column_values_to_be_unique" if len(ds.key) == 1 else "expect_compound_columns_to_be_unique"
         assert (unique, key, "critical") in kinds, ds.rel_path
         typed = {column for kind, column, _ in kinds if kind == "expect_column_values_to_be_of_type"}
-        assert typed == set(ds.column_names), ds.rel_path
+        assert typed == set(ds.file_column_names), ds.rel_path
         not_null = {column for kind, column, sev in kinds
                     if kind == "expect_column_values_to_not_be_null" and sev == "critical"}
-        assert not_null == {name for name, _, nullable in ds.columns if not nullable}, ds.rel_path
+        assert not_null == {name for name, _, nullable in ds.file_columns if not nullable}, ds.rel_path
         assert ("expect_column_values_to_be_in_set", "dt", "critical") in kinds, ds.rel_path
+
+
+def test_the_catalogue_files_end_with_their_row_fingerprint() -> None:
+    games = dataset(Layer.MARTS, "dim_games")
+    assert games.file_column_names == [*games.column_names, FINGERPRINT]
+    ordered = [kw for kind, kw, _ in _kinds("dim_games") if kind == "expect_table_columns_to_match_ordered_list"]
+    assert ordered and ordered[0][-2:] == [FINGERPRINT, "dt"]
 
 
 def test_marts_must_not_be_empty_except_the_bridges_of_d_changed_games() -> None:

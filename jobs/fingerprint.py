@@ -1,0 +1,31 @@
+"""A row's fingerprint: one 64-bit hash of all its columns, so two dates of a table can be compared
+by key and fingerprint (16 bytes a row) instead of by every column (1.6 kB a catalogue row).
+
+The writer stores it beside the rows of the datasets declared `fingerprinted` (jobs/io.py), and the
+load's delta (jobs/load_plan.py) reads only it and the key from the date loaded before.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+FINGERPRINT = "_row_fingerprint"
+
+
+def with_fingerprint(frame: DataFrame) -> DataFrame:
+    """The frame plus FINGERPRINT, a hash of every column computed in the JVM (about a second for the
+    350k-row catalogue, where building each row's text would take 15 s).
+
+    Spark's hash skips nulls and chains array elements without their boundaries, so on its own
+    (x, null) and (null, x), or [1, 2], [3] and [1], [2, 3], would collide: each value's null flag,
+    and each array's size and null elements, are hashed with it.
+    """
+    parts: list[Column] = []
+    for field in frame.schema.fields:
+        column = F.col(field.name)
+        parts += [column, column.isNull()]
+        if isinstance(field.dataType, T.ArrayType):
+            parts += [F.size(column), F.transform(column, lambda element: element.isNull())]
+    return frame.withColumn(FINGERPRINT, F.xxhash64(*parts))
