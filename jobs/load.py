@@ -5,8 +5,9 @@ the date the table last took in, or nothing); executors COPY their Spark partiti
 an UNLOGGED staging table (nothing is collected on the driver); then one transaction moves the
 rows into the mart's table with the statements of jobs/warehouse.py, records the partition in
 `loaded_partitions` and drops the staging table. A crash before the commit leaves the mart as it
-was; after it, as loaded. A per-date advisory lock keeps two loads of D apart, a per-mart one
-makes loads of different dates take each mart in turn.
+was; after it, as loaded. The catalogue loads first and alone, then the other marts side by side
+(`load_waves`). A per-date advisory lock keeps two loads of D apart, a per-mart one makes loads
+of different dates take each mart in turn.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -43,7 +45,7 @@ from jobs.warehouse import (
 from pipeline.database import advisory_lock, connection, waiting_advisory_lock
 from pipeline.errors import ExitCode, PipelineError
 from pipeline.lake import Lake
-from pipeline.logs import event, log_context
+from pipeline.logs import event, log_context, map_in_threads
 
 log = logging.getLogger(__name__)
 
@@ -163,27 +165,56 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
             "phases": phases}
 
 
+def load_waves(marts: Sequence[Dataset]) -> list[list[Dataset]]:
+    """The order of a date's marts: first, alone, the marts others are versioned by (the catalogue,
+    whose `source_dt` the bridges' freshness check reads), so a date whose catalogue cannot be loaded
+    loads nothing; then every other mart, side by side (each its own transaction and connection)."""
+    versions = {ds.parents_versioned_by for ds in marts if ds.parents_versioned_by}
+    first = [ds for ds in marts if ds.name in versions]
+    rest = [ds for ds in marts if ds.name not in versions]
+    return [wave for wave in (first, rest) if wave]
+
+
+def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, marts: Sequence[Dataset],
+               expected_rows: Mapping[str, int], mode: str = "auto", parallel_marts: int = 4
+               ) -> dict[str, dict[str, Any]]:
+    """`load_mart` for each of these marts of D, wave by wave (`load_waves`), up to `parallel_marts` at
+    once, each on a connection of its own; results by mart name, in the marts' order.
+
+    Most marts are small, and a small mart's load is mostly round trips and Spark job start-up, which
+    overlap: the five bridges of a 1%-changed date load in about the time of the largest.
+    """
+
+    def load_one(ds: Dataset) -> dict[str, Any]:
+        with connection(url) as own:
+            return load_mart(spark, lake, own, ds, day, url, schema, expected_rows[ds.name], mode)
+
+    done: dict[str, dict[str, Any]] = {}
+    for wave in load_waves(marts):
+        done |= zip([ds.name for ds in wave], map_in_threads(load_one, wave, parallel_marts, "load"), strict=True)
+    return {ds.name: done[ds.name] for ds in marts}
+
+
 def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail",
-             mode: str = "auto") -> dict[str, Any]:
+             mode: str = "auto", parallel_marts: int = 4) -> dict[str, Any]:
     """Load every mart of D; returns rows, staged rows, changed rows and the plan's mode per mart."""
     started = time.monotonic()
     with log_context(step="load"):
         summary = require_validated(lake, day)
         rows = summary["rows"]
         with connection(url) as conn:
-            with advisory_lock(conn, LOCK_NAMESPACE, day, "load"):
+            with advisory_lock(conn, LOCK_NAMESPACE, day, "load"):  # held while the marts load on their own
                 ensure_schema(conn, schema)
                 empty = [ds.rel_path for ds in LOADED if int(rows.get(ds.rel_path, 0)) == 0 and ds.min_rows]
                 if empty and on_empty == "fail":
                     raise LoadError(f"{', '.join(empty)} empty for dt={day}: nothing was loaded (an empty mart never "
                                     f"deletes rows; set load.on_empty=skip to load the others)")
-                loaded: dict[str, dict[str, int]] = {}
-                for ds in LOADED:
-                    if ds.rel_path in empty:
-                        event(log, f"{ds.name}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
-                        continue
-                    loaded[ds.name] = load_mart(spark, lake, conn, ds, day, url, schema, int(rows[ds.rel_path]),
-                                                mode)
+                for skipped in empty:
+                    event(log, f"{skipped}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
+
+                loaded = load_marts(spark, lake, day, url, schema, [ds for ds in LOADED if ds.rel_path not in empty],
+                                    {ds.name: int(rows[ds.rel_path]) for ds in LOADED if ds.rel_path in rows},
+                                    mode, parallel_marts)
         result = {"dt": day.isoformat(), "marts": loaded, "seconds": round(time.monotonic() - started, 2)}
         event(log, "load done", marts=len(loaded), rows=sum(m["rows"] for m in loaded.values()),
               changed=sum(m["changed"] for m in loaded.values()), seconds=result["seconds"])

@@ -251,6 +251,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("load.mode", "auto", choice("auto", "full"), "LOAD_MODE",
             "auto: send only the catalogue rows that differ from the date last loaded, and nothing for a partition "
             "loaded already; full: send every row (after the tables were edited by hand)."),
+    Setting("load.parallel_marts", 4, positive_int, "LOAD_PARALLEL_MARTS",
+            "Marts loaded at once, each in its own transaction, after the catalogue (which loads alone)."),
     Setting("pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
             "First date `run --catchup` and `status` consider (default: the earliest date ever run)."),
     Setting("notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",

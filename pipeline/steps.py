@@ -119,7 +119,7 @@ def load_step(ctx: RunContext) -> StepResult:
 
     require_validated(ctx.lake, ctx.day)  # before Spark starts: an unvalidated date is refused at once
     result = run_load(ctx.spark.get(), ctx.lake, ctx.day, ctx.database_url, ctx.settings.database_schema,
-                      ctx.settings.load_on_empty, ctx.settings.load_mode)
+                      ctx.settings.load_on_empty, ctx.settings.load_mode, ctx.settings.load_parallel_marts)
     marts = result["marts"]
     return StepResult(
         rows_in=sum(m["rows"] for m in marts.values()),

@@ -20,9 +20,10 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.load import LOCK_NAMESPACE, LoadRefused, run_load
+from jobs.load import LOCK_NAMESPACE, LoadRefused, load_waves, run_load
 from jobs.transform import run_transform
 from jobs.validation import ValidationFailed, run_validation
+from jobs.warehouse import LOADED
 from pipeline.database import DatabaseError, LockBusy, connect
 from pipeline.lake import LocalLake
 from pipeline.ledger import read_ledger
@@ -280,3 +281,13 @@ def test_sigkill_during_a_load_leaves_every_table_as_it_was(spark, two_days, pg_
     # the next load of D2 cleans the leftover staging table and completes
     result = _load(spark, two_days, D2, pg_url, pg_schema)
     assert result["marts"]["dim_games"]["changed"] > 0
+
+
+def test_the_catalogue_loads_first_and_alone_then_every_other_mart_once() -> None:
+    waves = load_waves(LOADED)
+    assert [ds.name for ds in waves[0]] == ["dim_games"]  # a kill in it leaves D unloaded
+    assert sorted(ds.name for wave in waves for ds in wave) == sorted(ds.name for ds in LOADED)
+    versioned = [ds for ds in waves[1] if ds.parents_versioned_by]
+    assert versioned and all(ds.parents_versioned_by == "dim_games" for ds in versioned)
+    assert load_waves([ds for ds in LOADED if ds.name.startswith("game_")]) == [
+        [ds for ds in LOADED if ds.name.startswith("game_")]]  # without the catalogue: one wave
