@@ -12,9 +12,11 @@ of different dates take each mart in turn.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -32,8 +34,10 @@ from jobs.validation import REPORT_DIR as VALIDATION_REPORT_DIR
 from jobs.warehouse import (
     LOADED,
     SOURCE_DT,
+    analyze_parents_stage,
     analyze_stage,
     copy_statement,
+    drop_parents_stage,
     drop_stage,
     ensure_schema,
     parents_copy_statement,
@@ -81,15 +85,43 @@ def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
     return summary
 
 
-def _stage_parents(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str,
-                   schema: str) -> None:
-    """COPY the parents seen on D (ids of `ds.parents_from`) next to the mart's staged rows."""
-    assert ds.parents_from and ds.parent_key
-    with conn, conn.cursor() as cur:
-        cur.execute(parents_stage_ddl(ds, schema, day))
-    statement = parents_copy_statement(ds, schema, day).as_string(conn)
-    ids = read_partition(spark, DATASETS[ds.parents_from], lake, day).select(ds.parent_key)  # its key: no repeats
-    copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
+class SharedParents:
+    """The parent ids the replace-the-set bridges need (every game id of `staging/games` of D, so a
+    set that became empty counts too), COPYed once for all of them, on the first bridge that needs
+    them, instead of once per bridge; dropped when the load ends (`drop_all`)."""
+
+    def __init__(self, spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str) -> None:
+        self.spark, self.lake, self.day, self.url, self.schema = spark, lake, day, url, schema
+        self._lock = threading.Lock()  # bridges loading side by side wait for the one staging them
+        self._staged: set[str] = set()
+
+    def ensure(self, ds: Dataset) -> None:
+        """The parents of `ds` are in their staging table and analysed (staged now if not yet)."""
+        assert ds.parents_from and ds.parent_key
+        with self._lock:
+            if ds.parents_from in self._staged:
+                return
+            began = time.monotonic()
+            with connection(self.url) as conn:
+                with conn, conn.cursor() as cur:
+                    cur.execute(parents_stage_ddl(ds, self.schema, self.day))
+                statement = parents_copy_statement(ds, self.schema, self.day).as_string(conn)
+                url = self.url
+                ids = read_partition(self.spark, DATASETS[ds.parents_from], self.lake, self.day).select(ds.parent_key)
+                copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
+                with conn, conn.cursor() as cur:
+                    cur.execute(analyze_parents_stage(ds, self.schema, self.day))
+            self._staged.add(ds.parents_from)
+            event(log, f"staged the parents of the bridges: {ds.parents_from} of {self.day}",
+                  seconds=round(time.monotonic() - began, 2))
+
+    def drop_all(self, marts: Sequence[Dataset]) -> None:
+        """Drop the parents' tables of these marts, staged by this load or left by a killed one."""
+        sources = {ds.parents_from: ds for ds in marts if ds.parents_from}
+        if sources:
+            with connection(self.url) as conn, conn, conn.cursor() as cur:
+                for ds in sources.values():
+                    cur.execute(drop_parents_stage(ds, self.schema, self.day))
 
 
 def _mart_lock_key(ds: Dataset) -> int:
@@ -107,7 +139,7 @@ def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, pl
 
 
 def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.date, url: str, schema: str,
-              expected_rows: int, mode: str = "auto") -> dict[str, Any]:
+              expected_rows: int, parents: SharedParents, mode: str = "auto") -> dict[str, Any]:
     """Stage what the plan says, then one transaction: the mart's table becomes D's content per its
     load kind, and `loaded_partitions` records the partition it took in."""
     began = time.monotonic()
@@ -140,7 +172,7 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
                 raise LoadError(f"{ds.rel_path}/dt={day}: staged {staged} rows but validation counted {expected_rows}")
             mark = lap("stage", mark)
             if ds.parents_from:
-                _stage_parents(spark, lake, conn, ds, day, url, schema)
+                parents.ensure(ds)  # staged by the first bridge that gets here; the others wait for it
                 mark = lap("parents", mark)
             with conn, conn.cursor() as cur:
                 cur.execute(analyze_stage(ds, schema, day))
@@ -185,13 +217,22 @@ def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: 
     overlap: the five bridges of a 1%-changed date load in about the time of the largest.
     """
 
+    parents = SharedParents(spark, lake, day, url, schema)
+
     def load_one(ds: Dataset) -> dict[str, Any]:
         with connection(url) as own:
-            return load_mart(spark, lake, own, ds, day, url, schema, expected_rows[ds.name], mode)
+            return load_mart(spark, lake, own, ds, day, url, schema, expected_rows[ds.name], parents, mode)
 
     done: dict[str, dict[str, Any]] = {}
-    for wave in load_waves(marts):
-        done |= zip([ds.name for ds in wave], map_in_threads(load_one, wave, parallel_marts, "load"), strict=True)
+    try:
+        for wave in load_waves(marts):
+            done |= zip([ds.name for ds in wave], map_in_threads(load_one, wave, parallel_marts, "load"),
+                        strict=True)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the load's own error is the one to report; a leftover
+            parents.drop_all(marts)  # UNLOGGED table is dropped by the next load of D
+        raise
+    parents.drop_all(marts)
     return {ds.name: done[ds.name] for ds in marts}
 
 

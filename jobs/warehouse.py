@@ -129,8 +129,10 @@ def stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
 
 
 def parents_stage_name(ds: Dataset, day: dt.date) -> str:
-    """REPLACE_SET: the parents seen on D (their sets are replaced, even by an empty one)."""
-    return f"{stage_name(ds, day)}_parents"
+    """REPLACE_SET: the parents seen on D (their sets are replaced, even by an empty one). Named after
+    where they come from, not after the bridge: the five bridges share one table of D's game ids."""
+    assert ds.parents_from
+    return f"_load_parents_{ds.parents_from.replace('/', '_')}_{day:%Y%m%d}"
 
 
 def parents_stage_ddl(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
@@ -149,16 +151,20 @@ def _parent(ds: Dataset) -> str:
 
 
 def analyze_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
-    """Statistics for the freshly filled staging table(s), so the planner hashes instead of looping."""
-    tables = [_table(schema, stage_name(ds, day))]
-    if ds.parents_from:
-        tables.append(_table(schema, parents_stage_name(ds, day)))
-    return sql.SQL("; ").join(sql.SQL("ANALYZE {}").format(t) for t in tables)
+    """Statistics for a freshly filled staging table, so the planner hashes instead of looping."""
+    return sql.SQL("ANALYZE {}").format(_table(schema, stage_name(ds, day)))
+
+
+def analyze_parents_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    return sql.SQL("ANALYZE {}").format(_table(schema, parents_stage_name(ds, day)))
 
 
 def drop_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
-    return sql.SQL("DROP TABLE IF EXISTS {}, {}").format(_table(schema, stage_name(ds, day)),
-                                                         _table(schema, parents_stage_name(ds, day)))
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema, stage_name(ds, day)))
+
+
+def drop_parents_stage(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(_table(schema, parents_stage_name(ds, day)))
 
 
 def copy_statement(ds: Dataset, schema: str, day: dt.date) -> sql.Composed:

@@ -4,6 +4,7 @@ bridges replaced per game, the per-date lock, crash safety and clear connection 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -110,9 +111,18 @@ def test_the_next_date_sends_only_the_catalogue_rows_that_differ_and_ends_as_a_f
     assert games["changed"] == results["full"]["marts"]["dim_games"]["changed"]
 
 
-def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two_days, pg_url, pg_schema) -> None:
-    _load(spark, two_days, D1, pg_url, pg_schema)
-    _load(spark, two_days, D2, pg_url, pg_schema)
+def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two_days, pg_url, pg_schema,
+                                                                       caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="jobs.load"):
+        _load(spark, two_days, D1, pg_url, pg_schema)
+        _load(spark, two_days, D2, pg_url, pg_schema)
+    # the five bridges share one COPY of each date's game ids, dropped with the staging tables
+    assert sum("staged the parents of the bridges" in r.getMessage() for r in caplog.records) == 2
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE '\\_load\\_%%'",
+                    (pg_schema,))
+        assert cur.fetchall() == []
+    conn.close()
 
     with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT genre_id, source_dt FROM {}.game_genres WHERE game_id = %s ORDER BY 1").format(
