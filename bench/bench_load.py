@@ -104,8 +104,8 @@ def main() -> None:
 
                 ensure_schema(conn, "bench_load")
                 t0 = time.monotonic()
-                load_marts(spark, lake, DAY, url, "bench_load", marts, rows, parallel_marts=1)  # one at a time, as
-                # the baseline COPYs them
+                # one mart at a time, as the baseline COPYs them
+                load_marts(spark, lake, DAY, url, "bench_load", marts, rows, parallel_marts=1)
                 upsert_seconds = time.monotonic() - t0
 
                 # the next date: 1% of games changed (rating, updated_at), each losing one relation

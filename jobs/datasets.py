@@ -86,6 +86,10 @@ class NotNull:
 Check = Between | NotInFuture | IsRunDate | References | NotNull
 
 
+def _struct(columns: tuple[tuple[str, T.DataType, bool], ...]) -> T.StructType:
+    return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in columns])
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -111,7 +115,7 @@ class Dataset:
 
     @property
     def schema(self) -> T.StructType:
-        return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in self.columns])
+        return _struct(self.columns)
 
     @property
     def column_names(self) -> list[str]:
@@ -124,7 +128,7 @@ class Dataset:
 
     @property
     def file_schema(self) -> T.StructType:
-        return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in self.file_columns])
+        return _struct(self.file_columns)
 
     @property
     def file_column_names(self) -> list[str]:

@@ -106,7 +106,7 @@ class SharedParents:
                 with conn, conn.cursor() as cur:
                     cur.execute(parents_stage_ddl(ds, self.schema, self.day))
                 statement = parents_copy_statement(ds, self.schema, self.day).as_string(conn)
-                url = self.url
+                url = self.url  # the executors' closure takes the URL, not this object (its lock and session)
                 ids = read_partition(self.spark, DATASETS[ds.parents_from], self.lake, self.day).select(ds.parent_key)
                 copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
                 with conn, conn.cursor() as cur:
