@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,6 +35,17 @@ LINES_SCHEMA = T.StructType([
 
 class TransformError(PipelineError):
     """The Spark step cannot produce a trustworthy output for this date."""
+
+
+def literal_frame(spark: SparkSession, rows: Sequence[Sequence[Any]], schema: T.StructType) -> DataFrame:
+    """A few rows as a frame built in the JVM from literals. spark.createDataFrame(rows) would be
+    served by Python workers, whose start costs more than any small check that reads it."""
+    if not rows:
+        return spark.createDataFrame([], schema)
+    structs = [F.struct(*[F.lit(value).cast(f.dataType).alias(f.name) for value, f in zip(row, schema.fields,
+                                                                                            strict=True)])
+               for row in rows]
+    return spark.range(1, numPartitions=1).select(F.inline(F.array(*structs))).to(schema)
 
 
 def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None) -> DataFrame:

@@ -114,20 +114,6 @@ def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime) -> gx.Expectation
     return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now)])
 
 
-SCHEMA_ONLY = frozenset({"expect_table_columns_to_match_ordered_list", "expect_column_values_to_be_of_type"})
-
-
-def columns_read(suite: gx.ExpectationSuite) -> set[str]:
-    """The columns whose values some expectation reads (the schema-only ones read no data)."""
-    read: set[str] = set()
-    for expectation in suite.expectations:
-        if expectation.expectation_type in SCHEMA_ONLY:
-            continue
-        kwargs = expectation.configuration.kwargs
-        read.update([kwargs["column"]] if "column" in kwargs else kwargs.get("column_list") or [])
-    return read
-
-
 def narrowed(suite: gx.ExpectationSuite, keep: set[int]) -> gx.ExpectationSuite:
     """A copy of a suite with only the expectations at these positions (to re-run the failed ones)."""
     return gx.ExpectationSuite(name=f"{suite.name}/failed",

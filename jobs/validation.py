@@ -1,9 +1,11 @@
 """The validation gate for a date D: every staging table and mart, checked with Great Expectations.
 
 Reads each output of D as written (the files' own schema, not the declared one, so a type drift
-shows), appends an orphan_* column per declared reference (a join with the target), runs its
-suite (jobs/suites.py), then the count reconciliation per raw entity. The outcome is a summary (JSON and HTML under
-reports/validation/dt=D/) and a verdict: any failed critical expectation blocks the load.
+shows) and appends an orphan_* column per declared reference (a join with the target). Its
+suite (jobs/suites.py) is measured in one Spark pass (jobs/rule_pass.py); every expectation that
+pass finds failing is re-run by GX, whose verdict, counts and samples are what the report shows.
+Then GX checks the count reconciliation per raw entity. The outcome is a summary (JSON and HTML
+under reports/validation/dt=D/) and a verdict: any failed critical expectation blocks the load.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from pyspark.sql import types as T
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs.datasets import MARTS, STAGING, Dataset, Layer, Severity, dataset
+from jobs.io import literal_frame
+from jobs.rule_pass import Measure, measure_suite
 from jobs.suites import (
     RECONCILIATION_KEY,
-    columns_read,
     dataset_suite,
     narrowed,
     orphan_column,
@@ -113,10 +116,10 @@ def _outcome(suite: str, result: Any) -> Outcome:
 class GxRunner:
     """One ephemeral GX context with a Spark data source; one dataframe asset per suite.
 
-    Each frame is validated twice at most: first every expectation with BOOLEAN_ONLY results,
-    which GX computes in a few bundled aggregations; then only the failed ones again, with
-    SUMMARY results, for sample values and their keys (a filter job per expectation, which
-    clean data never pays for).
+    `explain` runs chosen expectations with SUMMARY results: GX's verdict, unexpected count and
+    sample values with their keys. `run` validates a whole (small) frame: every expectation with
+    BOOLEAN_ONLY results first, which GX computes in a few bundled aggregations, then the failed
+    ones explained.
     """
 
     def __init__(self) -> None:
@@ -147,21 +150,24 @@ class GxRunner:
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
         return list(result.results)
 
-    def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
-        """Validate `frame`; failed expectations carry up to SAMPLES unexpected rows (with their keys).
+    def explain(self, suite: Any, frame: DataFrame, index_columns: Sequence[str],
+                positions: Collection[int]) -> dict[int, Outcome]:
+        """GX's own outcome of the expectations at these positions, with up to SAMPLES unexpected
+        rows (and their keys) for each one that fails."""
+        detail = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES,
+                  "unexpected_index_column_names": list(index_columns)}
+        chosen = narrowed(suite, set(positions))
+        by_signature = {_signature(r.expectation_config): r for r in self._results(chosen, frame, detail)}
+        return {i: _outcome(suite.name, by_signature[_signature(e.configuration)])
+                for i, e in enumerate(suite.expectations) if i in positions}
 
-        Outcomes come in the suite's order (GX returns its results in an order of its own).
-        """
-        label = suite.name
-        order = [_signature(e.configuration) for e in suite.expectations]
+    def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
+        """Validate all of `frame` with GX; outcomes in the suite's order (GX returns its own order)."""
         results = {_signature(r.expectation_config): r for r in self._results(suite, frame, "BOOLEAN_ONLY")}
-        failed = {i for i, sig in enumerate(order) if not results[sig].success}
-        if failed:
-            detail = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES,
-                      "unexpected_index_column_names": list(index_columns)}
-            for result in self._results(narrowed(suite, failed), frame, detail):
-                results[_signature(result.expectation_config)] = result
-        return [_outcome(label, results[sig]) for sig in order]
+        verdicts = [results[_signature(e.configuration)] for e in suite.expectations]
+        failed = {i for i, result in enumerate(verdicts) if not result.success}
+        explained = self.explain(suite, frame, index_columns, failed) if failed else {}
+        return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
 
 
 def _signature(config: Any) -> str:
@@ -192,16 +198,6 @@ def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str],
                .withColumn(orphan_column(ref), F.when(F.col(found).isNull(), F.col(ref.column)))
                .drop(found))
     return out
-
-
-def only_columns_read(frame: DataFrame, read: set[str]) -> DataFrame:
-    """The frame with its exact schema, but columns no expectation reads carried as typed nulls.
-
-    Column names, order and types still come from the files (the schema expectations check
-    those); the bytes of free text no expectation reads (summaries, storylines) are not cached.
-    """
-    return frame.select([F.col(f.name) if f.name in read else F.lit(None).cast(f.dataType).alias(f.name)
-                         for f in frame.schema.fields])
 
 
 RECONCILIATION_SCHEMA = T.StructType([
@@ -276,9 +272,10 @@ def transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
 
 
 def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
-                    frames: dict[str, DataFrame]) -> DataFrame:
+                    frames: dict[str, DataFrame], counted: dict[str, int]) -> DataFrame:
     """Per raw entity: lines in the manifest, rows staged and quarantined as found in the lake, and
-    lines the transform reported folded into a newer version of their key."""
+    lines the transform reported folded into a newer version of their key. `counted` holds the
+    rows the suites already counted; only a staging table no suite read is counted here."""
     rows = []
     for entity in ENTITIES:
         manifest = read_manifest(lake, entity, day)
@@ -287,12 +284,12 @@ def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[
         counted = report["entities"].get(entity, {})
         rejected = read_output(spark, lake, dataset(Layer.QUARANTINE, entity), day)
         quarantined = rejected.count() if rejected is not None else 0
-        staged_frame = frames.get(staging_table(entity))
-        staged = staged_frame.count() if staged_frame is not None else 0
+        table = staging_table(entity)
+        staged = counted[table] if table in counted else (frames[table].count() if table in frames else 0)
         collapsed = int(counted.get("valid", 0)) - int(counted.get("staged", 0))
         unaccounted, share = reconciliation_rows(manifest["records"], staged, collapsed, quarantined)
         rows.append((entity, manifest["records"], staged, collapsed, quarantined, unaccounted, share))
-    return spark.createDataFrame(rows, RECONCILIATION_SCHEMA)
+    return literal_frame(spark, rows, RECONCILIATION_SCHEMA)
 
 
 def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, DataFrame | None]:
@@ -315,18 +312,37 @@ def _known_ids(frames: dict[str, DataFrame]) -> Iterator[dict[tuple[str, str], D
             frame.unpersist()
 
 
+def _measured_outcome(suite: str, expectation: Any, measure: Measure, rows: int) -> Outcome:
+    """A passing expectation's outcome as the one-pass measured it (failures come from GX)."""
+    kwargs, unexpected = expectation.configuration.kwargs, measure.unexpected_count
+    return Outcome(suite=suite, expectation=expectation.expectation_type,
+                   description=expectation.description or expectation.expectation_type, column=kwargs.get("column"),
+                   severity=str(expectation.severity.value), success=measure.success, observed=_plain(measure.observed),
+                   unexpected_count=unexpected,
+                   unexpected_percent=None if unexpected is None else (100.0 * unexpected / rows if rows else 0.0))
+
+
 def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: dict[tuple[str, str], DataFrame],
                       day: dt.date, now: dt.datetime) -> tuple[int, list[Outcome]]:
-    """(rows, outcomes) of one dataset's suite, on a cached frame holding just what GX reads."""
+    """(rows, outcomes) of one dataset's suite: one pass measures every expectation, GX explains
+    (and has the last word on) each one the pass found failing."""
     began = time.monotonic()
     suite = dataset_suite(ds, day, now)
-    checked = only_columns_read(with_orphans(frame, ds, known), columns_read(suite))
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)  # GX makes several passes over it
-    try:
-        rows = checked.count()
-        outcomes = runner.run(suite, checked, ds.key)
-    finally:
-        checked.unpersist()
+    checked = with_orphans(frame, ds, known)
+    rows, measures = measure_suite(suite, checked, keyed=frame)
+    failing = {i for i, measure in enumerate(measures) if not measure.success}
+    explained: dict[int, Outcome] = {}
+    if failing:
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)  # GX makes several passes over it
+        try:
+            explained = runner.explain(suite, checked, ds.key, failing)
+        finally:
+            checked.unpersist()
+        if cleared := sorted(explained[i].description for i in failing if explained[i].success):
+            event(log, "GX passed what the one-pass measure rejected", level=logging.WARNING, output=ds.rel_path,
+                  expectations=cleared)
+    outcomes = [explained.get(i) or _measured_outcome(suite.name, e, measures[i], rows)
+                for i, e in enumerate(suite.expectations)]
     event(log, f"validated {ds.rel_path}", rows=rows, failed=sum(not o.success for o in outcomes),
           seconds=round(time.monotonic() - began, 2))
     return rows, outcomes
@@ -352,6 +368,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         runner = GxRunner()
         read = _read_outputs(spark, lake, day)
         frames = {name: frame for name, frame in read.items() if frame is not None}
+        event(log, "read the outputs' schemas", outputs=len(frames), seconds=round(time.monotonic() - started, 2))
         # a dataset whose partition (or a reference target's) is missing cannot run its suite
         ready = [ds for ds in selected
                  if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
@@ -376,7 +393,8 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
                 gate.outcomes.append(_missing(ds, day, f"its references cannot be checked: {', '.join(absent)} "
                                                        f"missing for {day}"))
         gate.outcomes.extend(runner.run(reconciliation_suite(max_quarantine_share),
-                                        _reconciliation(spark, lake, day, report, frames), RECONCILIATION_KEY))
+                                        _reconciliation(spark, lake, day, report, frames, gate.rows),
+                                        RECONCILIATION_KEY))
         summary = gate.summary(time.monotonic() - started, max_quarantine_share)
         summary["complete"] = only is None
         summary["transform_finished_at"] = report.get("finished_at")  # the load checks it is still current

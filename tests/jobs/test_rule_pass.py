@@ -1,0 +1,124 @@
+"""The one-pass measure must judge every expectation exactly as Great Expectations does.
+
+The gate trusts the pass on what it finds passing, so each kind of rule is compared with GX's own
+SUMMARY result on small frames built to sit on its edges: nulls, bounds, NaN, repeated and null keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from jobs.datasets import MARTS, STAGING
+from jobs.io import literal_frame
+from jobs.rule_pass import key_columns, measure_suite, rejected_rows
+from jobs.suites import dataset_suite
+from jobs.validation import GxRunner
+
+DAY = dt.date(2026, 11, 20)
+NOW = dt.datetime(2026, 11, 24, 9, 0)
+
+SCHEMA = T.StructType([
+    T.StructField("game_id", T.LongType()),
+    T.StructField("platform_id", T.LongType()),
+    T.StructField("rating", T.DoubleType()),
+    T.StructField("updated_at", T.TimestampType()),
+    T.StructField("snapshot_date", T.DateType()),
+    T.StructField("name", T.StringType()),
+    T.StructField("orphan_game_id", T.LongType()),
+])
+ROWS = [
+    (1, 10, 0.0, dt.datetime(2026, 11, 24, 9, 0), DAY, "Zelda", None),  # both bounds hit exactly
+    (2, 10, 100.0, dt.datetime(2026, 11, 24, 9, 0, 1), DAY, None, None),  # one second in the future
+    (2, 11, 100.5, None, DAY - dt.timedelta(days=1), "Ōkami", 7),
+    (3, 11, float("nan"), dt.datetime(2020, 1, 1), None, "", None),
+    (None, None, -0.5, None, DAY, "x", 9),
+    (None, None, None, None, DAY, None, None),
+    (4, None, None, None, DAY, "y", None),
+    (4, None, 50.0, None, DAY, "y", None),
+]
+
+EXPECTATIONS = [
+    gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=0, max_value=100),
+    gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=0),
+    gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=0, max_value=100, strict_min=True, strict_max=True),
+    gxe.ExpectColumnValuesToBeBetween(column="updated_at", max_value=NOW),
+    gxe.ExpectColumnValuesToBeInSet(column="snapshot_date", value_set=[DAY]),
+    gxe.ExpectColumnValuesToNotBeNull(column="name"),
+    gxe.ExpectColumnValuesToNotBeNull(column="game_id"),
+    gxe.ExpectColumnValuesToBeNull(column="orphan_game_id"),
+    gxe.ExpectColumnValuesToBeUnique(column="game_id"),
+    gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "platform_id"]),
+    gxe.ExpectTableRowCountToBeBetween(min_value=1),
+    gxe.ExpectTableRowCountToBeBetween(min_value=9),
+    gxe.ExpectColumnValuesToBeOfType(column="rating", type_="DoubleType"),
+    gxe.ExpectColumnValuesToBeOfType(column="game_id", type_="IntegerType"),
+    gxe.ExpectTableColumnsToMatchOrderedList(column_list=[f.name for f in SCHEMA.fields]),
+    gxe.ExpectTableColumnsToMatchOrderedList(column_list=["game_id"]),
+]
+
+
+@pytest.fixture(scope="module")
+def runner() -> GxRunner:
+    return GxRunner()
+
+
+def test_every_kind_of_rule_is_judged_as_gx_judges_it(spark, runner) -> None:
+    frame = spark.createDataFrame(ROWS, SCHEMA)
+    suite = gx.ExpectationSuite(name="edges", expectations=EXPECTATIONS)
+
+    rows, measures = measure_suite(suite, frame)
+    by_gx = runner.explain(suite, frame, ["game_id"], range(len(EXPECTATIONS)))
+
+    assert rows == len(ROWS)
+    for i, expectation in enumerate(EXPECTATIONS):
+        label = f"{expectation.expectation_type} {expectation.configuration.kwargs}"
+        assert measures[i].success == by_gx[i].success, label
+        if measures[i].unexpected_count is not None:
+            assert measures[i].unexpected_count == by_gx[i].unexpected_count, label
+    # the edges are real: each kind has a failing case above, except the ones built to pass
+    assert [m.success for m in measures] == [False, False, False, False, False, False, False, False, False, False,
+                                             True, False, True, False, True, False]
+
+
+def test_the_group_by_for_keys_reads_the_frame_it_is_given(spark) -> None:
+    """Uniqueness is counted on `keyed` (the output without the gate's joins), the rest on `frame`."""
+    frame = spark.createDataFrame(ROWS, SCHEMA)
+    suite = gx.ExpectationSuite(name="keys", expectations=[gxe.ExpectColumnValuesToBeUnique(column="game_id"),
+                                                           gxe.ExpectColumnValuesToNotBeNull(column="name")])
+
+    _, measures = measure_suite(suite, frame, keyed=frame.dropDuplicates(["game_id"]))
+
+    assert measures[0].success and measures[0].unexpected_count == 0
+    assert measures[1].unexpected_count == 2
+
+
+def test_every_declared_suite_is_measurable() -> None:
+    for ds in (*STAGING, *MARTS):
+        for expectation in dataset_suite(ds, DAY, NOW).expectations:
+            # raises for a rule the pass cannot measure; schema and table rules need no predicate
+            rejected_rows(expectation)
+    keyed = [key_columns(e) for e in dataset_suite(MARTS[0], DAY, NOW).expectations if key_columns(e)]
+    assert keyed == [list(MARTS[0].key)]
+
+
+def test_an_unknown_rule_is_refused_not_passed() -> None:
+    with pytest.raises(ValueError, match="expect_column_values_to_match_regex has no one-pass measure"):
+        rejected_rows(gxe.ExpectColumnValuesToMatchRegex(column="name", regex="^x"))
+
+
+def test_small_frames_are_built_in_the_jvm(spark) -> None:
+    schema = T.StructType([T.StructField("entity", T.StringType()), T.StructField("lines", T.LongType()),
+                           T.StructField("share", T.DoubleType())])
+    rows = [("games", 3, 0.5), ("genres", 0, 0.0)]
+
+    frame = literal_frame(spark, rows, schema)
+
+    assert_df_equality(frame, spark.createDataFrame(rows, schema), ignore_nullable=True)
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "ExistingRDD" not in plan and "Python" not in plan
