@@ -9,6 +9,7 @@ are parameters, never formatted into the text.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from psycopg2 import sql
@@ -18,6 +19,7 @@ from jobs.datasets import MARTS, Dataset, LoadKind
 from pipeline.ledger import ledger_ddl
 
 SOURCE_DT = "source_dt"
+SNAPSHOT_DATE = "snapshot_date"  # what a REPLACE_DATE mart's rows are replaced by
 
 LOADED = [ds for ds in MARTS if ds.load is not None]
 
@@ -48,16 +50,31 @@ def _column_defs(ds: Dataset) -> list[tuple[str, str, bool]]:
     return [*((n, pg_type(t), nullable) for n, t, nullable in ds.columns), (SOURCE_DT, "date", False)]
 
 
+def lookup_indexes(ds: Dataset) -> dict[str, str]:
+    """Index name -> column, for the lookups a load makes that the primary key cannot serve.
+
+    Bridges are replaced per parent (the key starts with the parent, but say so); a date's
+    snapshot is replaced by date, and `fct_game_popularity`'s key starts with the game: without
+    an index on the date, every daily load would scan the whole, ever-growing history.
+    """
+    columns = [ds.parent_key] if ds.parent_key else []
+    if ds.load is LoadKind.REPLACE_DATE and ds.key[0] != SNAPSHOT_DATE:
+        columns.append(SNAPSHOT_DATE)
+    return {f"{ds.name}_{column}_idx": column for column in columns}
+
+
+def index_ddl(ds: Dataset, schema: str, names: Collection[str]) -> sql.Composed:
+    return sql.SQL(";\n").join(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(name), _table(schema, ds.name), sql.Identifier(lookup_indexes(ds)[name])) for name in names)
+
+
 def table_ddl(ds: Dataset, schema: str) -> sql.Composed:
-    """CREATE TABLE (and the parent index of a bridge) for a table that does not exist yet."""
+    """CREATE TABLE, and its lookup indexes, for a table that does not exist yet."""
     definitions = [sql.SQL("{} {}{}").format(sql.Identifier(n), sql.SQL(kind), sql.SQL("" if nullable else " NOT NULL"))
                    for n, kind, nullable in _column_defs(ds)]
-    statements = [sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
-        _table(schema, ds.name), sql.SQL(", ").join(definitions), _names(list(ds.key)))]
-    if ds.parent_key:  # bridges are replaced per parent: find a parent's rows without a scan
-        statements.append(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(f"{ds.name}_{ds.parent_key}_idx"), _table(schema, ds.name), sql.Identifier(ds.parent_key)))
-    return sql.SQL(";\n").join(statements)
+    table = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+        _table(schema, ds.name), sql.SQL(", ").join(definitions), _names(list(ds.key)))
+    return sql.SQL(";\n").join([table, index_ddl(ds, schema, lookup_indexes(ds))] if lookup_indexes(ds) else [table])
 
 
 def add_columns_ddl(ds: Dataset, schema: str, present: set[str]) -> sql.Composed | None:
@@ -112,8 +129,12 @@ def ensure_schema(conn: Any, schema: str) -> None:
             present = {row[0] for row in cur.fetchall()}
             if not present:
                 cur.execute(table_ddl(ds, schema))
-            elif (migration := add_columns_ddl(ds, schema, present)) is not None:
+                continue
+            if (migration := add_columns_ddl(ds, schema, present)) is not None:
                 cur.execute(migration)
+            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (schema, ds.name))
+            if missing := sorted(set(lookup_indexes(ds)) - {row[0] for row in cur.fetchall()}):
+                cur.execute(index_ddl(ds, schema, missing))  # a migration: locks writers while it builds
 
 
 def stage_name(ds: Dataset, day: dt.date) -> str:
@@ -249,7 +270,7 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
                           sdt=sql.Identifier(SOURCE_DT)))
         return [gone, add]
     if ds.load is LoadKind.REPLACE_DATE:
-        snapshot = sql.Identifier("snapshot_date")
+        snapshot = sql.Identifier(SNAPSHOT_DATE)
         gone = sql.SQL("DELETE FROM {target} t WHERE t.{d} = %(day)s AND NOT EXISTS "
                        "(SELECT 1 FROM {stage} s WHERE {match})").format(
             target=target, d=snapshot, stage=stage, match=_key_match(ds, "s", "t"))
