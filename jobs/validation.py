@@ -272,9 +272,9 @@ def transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
 
 
 def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
-                    frames: dict[str, DataFrame], counted: dict[str, int]) -> DataFrame:
+                    frames: dict[str, DataFrame], suite_rows: dict[str, int]) -> DataFrame:
     """Per raw entity: lines in the manifest, rows staged and quarantined as found in the lake, and
-    lines the transform reported folded into a newer version of their key. `counted` holds the
+    lines the transform reported folded into a newer version of their key. `suite_rows` holds the
     rows the suites already counted; only a staging table no suite read is counted here."""
     rows = []
     for entity in ENTITIES:
@@ -285,7 +285,7 @@ def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[
         rejected = read_output(spark, lake, dataset(Layer.QUARANTINE, entity), day)
         quarantined = rejected.count() if rejected is not None else 0
         table = staging_table(entity)
-        staged = counted[table] if table in counted else (frames[table].count() if table in frames else 0)
+        staged = suite_rows[table] if table in suite_rows else (frames[table].count() if table in frames else 0)
         collapsed = int(counted.get("valid", 0)) - int(counted.get("staged", 0))
         unaccounted, share = reconciliation_rows(manifest["records"], staged, collapsed, quarantined)
         rows.append((entity, manifest["records"], staged, collapsed, quarantined, unaccounted, share))
