@@ -74,7 +74,8 @@ def table_ddl(ds: Dataset, schema: str) -> sql.Composed:
                    for n, kind, nullable in _column_defs(ds)]
     table = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
         _table(schema, ds.name), sql.SQL(", ").join(definitions), _names(list(ds.key)))
-    return sql.SQL(";\n").join([table, index_ddl(ds, schema, lookup_indexes(ds))] if lookup_indexes(ds) else [table])
+    indexes = lookup_indexes(ds)
+    return sql.SQL(";\n").join([table, index_ddl(ds, schema, indexes)] if indexes else [table])
 
 
 def add_columns_ddl(ds: Dataset, schema: str, present: set[str]) -> sql.Composed | None:
