@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -48,13 +48,19 @@ def literal_frame(spark: SparkSession, rows: Sequence[Sequence[Any]], schema: T.
     return spark.range(1, numPartitions=1).select(F.inline(F.array(*structs))).to(schema)
 
 
+def require_manifest(entity: str, day: dt.date, manifest: dict | None) -> dict:
+    """The manifest of raw/<entity>/dt=D, or the error telling the operator to ingest D first."""
+    if manifest is None:
+        raise TransformError(f"{partition_path(entity, day)} has no _manifest.json: "
+                             f"run `igdb-pipeline ingest --date {day}` first")
+    return manifest
+
+
 def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None) -> DataFrame:
     """Every line of raw/<entity>/dt=D, as its manifest (`read_manifest`; None when the partition
     has none) lists it: (source_file, line_number, value)."""
     folder = partition_path(entity, day)
-    if manifest is None:
-        raise TransformError(f"{folder} has no _manifest.json: run `igdb-pipeline ingest --date {day}` first")
-    files = manifest["files"]
+    files = require_manifest(entity, day, manifest)["files"]
     if not files:
         return spark.createDataFrame([], LINES_SCHEMA)
     largest = max(f["bytes"] for f in files)
@@ -80,31 +86,37 @@ def conform(df: DataFrame, ds: Dataset) -> DataFrame:
     return df.select([F.col(n).cast(t).alias(n) for n, t, _ in ds.columns])
 
 
-def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, rows: int | None = None) -> int:
-    """Replace dt=D of a dataset (dynamic partition overwrite: no other date is touched); row count.
+def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, empty: bool = False) -> int:
+    """Replace dt=D of a dataset (dynamic partition overwrite: no other date is touched); rows written.
 
-    An empty output still replaces D: Spark's dynamic overwrite would otherwise leave the old
-    rows of D in place, so D's folder is replaced by a schema-only file. Pass `rows` when the
-    caller already knows the count, to save a Spark job. The count is a job of its own, not a
-    cache of the output: Spark prunes it to the key columns, where caching the wide rows of the
-    catalogue costs more than computing it twice.
+    The rows are counted while the files are written (an observed metric of the write job), so
+    no output is computed twice: a count of its own would repeat every join and ranking above it.
+    An empty output still replaces D: Spark's dynamic overwrite writes no folder for no rows,
+    which would leave the old rows of D in place, so D's folder is replaced by a schema-only
+    file. `empty=True` (the caller knows there is no row) does that without running Spark.
     """
     out = conform(df, ds)
     if ds.fingerprinted:
         out = with_fingerprint(out)
-    if rows is None:
-        rows = out.count()
     partition = ds.partition_rel_path(day.isoformat())
+    rows = 0
+    if not empty:
+        written = Observation()
+        shaped = out.observe(written, F.count(F.lit(1)).alias("rows")).coalesce(ds.files)  # no extra shuffle
+        (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
+         .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
+        rows = int(written.get["rows"])
     if rows == 0:
         lake.delete(partition)
         if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
-            out.coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
-    else:
-        shaped = out.coalesce(ds.files)  # no extra shuffle: the transforms already shuffled by key
-        (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
-         .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
+            out.limit(0).coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
     event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
     return rows
+
+
+def distinct_keys(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> int:
+    """How many distinct keys D's partition holds: a read of the key columns alone."""
+    return read_partition(spark, ds, lake, day).select(*ds.key).distinct().count()
 
 
 def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:

@@ -49,7 +49,8 @@ from jobs.warehouse import (
 from pipeline.database import advisory_lock, connection, waiting_advisory_lock
 from pipeline.errors import ExitCode, PipelineError
 from pipeline.lake import Lake
-from pipeline.logs import event, log_context, map_in_threads
+from pipeline.logs import event, log_context
+from pipeline.threads import map_in_threads
 
 log = logging.getLogger(__name__)
 

@@ -50,11 +50,27 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
     return still_newest.select(*GAME_COLUMN_NAMES).unionByName(newer.select(*GAME_COLUMN_NAMES))
 
 
+# Largest id a reference table may have for its names to be looked up by position (IGDB's are below 1,000).
+DENSE_NAME_IDS = 100_000
+
+
 def _names(ids: Column, names: Mapping[int, str]) -> Column:
+    """The names of an id array, in its order, leaving out ids without one.
+
+    An array literal indexed by id answers each lookup in one step; a map literal is searched
+    key by key for every element (3.7 s of the 350k-game catalogue with its 220 platforms). Ids
+    too large or negative for an array fall back to the map.
+    """
     if not names:
         return F.array().cast(T.ArrayType(T.StringType()))
-    lookup = F.create_map(*[F.lit(x) for pair in sorted(names.items()) for x in pair])
-    return F.filter(F.transform(ids, lambda i: F.element_at(lookup, i)), lambda n: n.isNotNull())
+    if min(names) >= 0 and max(names) <= DENSE_NAME_IDS:
+        by_id = F.array(*[F.lit(names.get(i)).cast(T.StringType()) for i in range(max(names) + 1)])
+        top = max(names)
+        found = F.transform(ids, lambda i: F.when(i.between(0, top), F.get(by_id, i.cast(T.IntegerType()))))
+    else:
+        lookup = F.create_map(*[F.lit(x) for pair in sorted(names.items()) for x in pair])
+        found = F.transform(ids, lambda i: F.element_at(lookup, i))
+    return F.filter(found, lambda n: n.isNotNull())
 
 
 def resolve_names(games: DataFrame, names: Mapping[str, Mapping[int, str]]) -> DataFrame:

@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 
 from jobs.datasets import BRIDGES, REFERENCE_IDS
 
-# The dedupe key of each entity's staging table, in raw field names. The transform counts distinct
-# values of it to know the staged row count without another pass, so it must be this one list.
+# The dedupe key of each entity, in raw field names: the staging table's declared key (jobs/datasets.py)
+# under its staged names, which the transform counts in the written table to see whether any repeats.
 DEDUPE_KEYS: dict[str, tuple[str, ...]] = {"popularity_primitives": ("game_id", "popularity_type")}
 
 

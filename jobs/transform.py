@@ -10,35 +10,41 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs import marts, staging
-from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Dataset, Layer, dataset
+from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Layer, dataset
 from jobs.io import (
     TransformError,
     copy_partition,
+    distinct_keys,
     latest_partition_before,
     read_partition,
     read_raw_lines,
+    require_manifest,
     write_partition,
 )
-from jobs.parse import REASON, RECORD, REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
 from jobs.schemas import RAW_SCHEMAS
 from pipeline.lake import Lake
-from pipeline.logs import event, log_context, map_in_threads
+from pipeline.logs import event, log_context
+from pipeline.threads import Task, map_in_threads, run_graph
 
 log = logging.getLogger(__name__)
 
 REPORT_PATH = "reports/transform/dt={day}/summary.json"
 
-STAGING_THREADS = 3
+TRANSFORM_THREADS = 3  # Spark jobs of one date at once: enough to fill 2 cores between stages
+
+# bridge table -> (the staged games' id array, the bridge's id column)
+BRIDGE_SOURCES = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,12 @@ def staging_table(entity: str) -> str:
     return dataset(Layer.STAGING, name).rel_path
 
 
-def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> tuple[Dataset, DataFrame]:
-    target = DATASETS[staging_table(entity)]
+def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> DataFrame:
     if entity == "games":
-        return target, staging.stage_games(valid, keys_unique)
+        return staging.stage_games(valid, keys_unique)
     if entity == "popularity_primitives":
-        return target, staging.stage_popularity(valid, day, keys_unique)
-    return target, staging.stage_reference(valid, entity, keys_unique)
+        return staging.stage_popularity(valid, day, keys_unique)
+    return staging.stage_reference(valid, entity, keys_unique)
 
 
 def largest_first(manifests: dict[str, dict | None]) -> list[str]:
@@ -82,67 +87,68 @@ def largest_first(manifests: dict[str, dict | None]) -> list[str]:
 
 def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None
                  ) -> EntityCounts:
-    """Parse raw/<entity>/dt=D once (cached), write its quarantine and its staging table."""
-    lines = read_raw_lines(spark, lake, entity, day, manifest)
-    parsed = parse_lines(lines, RAW_SCHEMAS[entity], REQUIRED.get(entity, ("id",)))
-    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        key = [F.col(f"{RECORD}.{k}") for k in staging.dedupe_key(entity)]
-        totals = {row["ok"]: (row["lines"], row["keys"]) for row in
-                  parsed.groupBy(F.col(REASON).isNull().alias("ok"))
-                  .agg(F.count(F.lit(1)).alias("lines"), F.countDistinct(*key).alias("keys")).collect()}
-        (valid, distinct_keys), (rejected, _) = totals.get(True, (0, 0)), totals.get(False, (0, 0))
-        assert manifest is not None  # read_raw_lines refuses a partition without one
-        if valid + rejected != manifest["records"]:
-            raise TransformError(f"raw/{entity}/dt={day} holds {valid + rejected} lines but its manifest says "
-                                 f"{manifest['records']}: the partition is damaged, ingest {day} again")
-        write_partition(quarantine_rows(parsed, entity), dataset(Layer.QUARANTINE, entity), lake, day, rejected)
-        target, staged = _stage(valid_records(parsed), entity, day, keys_unique=distinct_keys == valid)
-        # staging keeps one row per key: its row count is the number of distinct valid keys
-        staged_rows = write_partition(staged, target, lake, day, distinct_keys)
-    finally:
-        parsed.unpersist()
-    counts = EntityCounts(valid + rejected, rejected, valid, staged_rows)
+    """Stage raw/<entity>/dt=D in one pass over its JSON, with a second pass only for the rare cases.
+
+    Parsing is most of the transform's time, so the usual day parses once: the staging table is
+    written straight from the parse, taking each key to appear once (ingestion lands each record
+    once per date), while the write job counts the lines read and rejected. Then:
+      - lines that differ from the manifest fail the step, and the staging partition just written
+        from the damaged partition is removed;
+      - rejected lines (rare: IGDB sends valid JSON) are parsed again to write the quarantine;
+      - a key the written table holds twice (the same id in two files) makes the table be
+        written again from a ranked parse, latest version first. Until then D's staging
+        partition holds every version; the step is not done, so nothing downstream reads it.
+    """
+    target = DATASETS[staging_table(entity)]
+
+    def parse() -> DataFrame:
+        return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
+                           REQUIRED.get(entity, ("id",)))
+
+    seen = Observation()
+    parsed = parse().observe(seen, F.count(F.lit(1)).alias("lines"),
+                             F.count_if(F.col(REASON).isNotNull()).alias("rejected"))
+    valid = write_partition(_stage(valid_records(parsed), entity, day, keys_unique=True), target, lake, day)
+    lines, rejected = int(seen.get["lines"]), int(seen.get["rejected"])
+    assert manifest is not None  # read_raw_lines refuses a partition without one
+    if lines != manifest["records"]:
+        lake.delete(target.partition_rel_path(day.isoformat()))
+        raise TransformError(f"raw/{entity}/dt={day} holds {lines} lines but its manifest says "
+                             f"{manifest['records']}: the partition is damaged, ingest {day} again")
+    write_partition(quarantine_rows(parse(), entity), dataset(Layer.QUARANTINE, entity), lake, day,
+                    empty=rejected == 0)
+    staged = distinct_keys(spark, target, lake, day)
+    if staged != valid:  # some key came more than once: keep its latest version only
+        staged = write_partition(_stage(valid_records(parse()), entity, day, keys_unique=False), target, lake, day)
+    counts = EntityCounts(lines, rejected, valid, staged)
     event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed)
     if rejected:
         event(log, f"{entity}: {rejected} line(s) quarantined, see quarantine/{entity}/dt={day}", logging.WARNING)
     return counts
 
 
-def write_bridges(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, int]:
-    """Bridge tables of D's games, to staging and (the same files) to marts for the loader."""
-    games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).persist()
-    # bridge table -> (the staged games' id array, the bridge's id column)
-    sources = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
-    try:
-        # the id arrays are clean sets, so a bridge has exactly as many rows as its array elements
-        sizes = games.agg(*[F.coalesce(F.sum(F.size(ids)), F.lit(0)).alias(t) for t, (ids, _) in sources.items()]
-                          ).collect()[0]
-
-        def write(table: str) -> int:
-            pairs = staging.bridge(games, *sources[table])
-            written = write_partition(pairs, dataset(Layer.STAGING, table), lake, day, sizes[table])
-            return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
-
-        # each bridge is one small file written by one task: two at once keep both cores busy
-        return dict(zip(sources, map_in_threads(write, sources, STAGING_THREADS, "bridge"), strict=True))
-    finally:
-        games.unpersist()
+def write_bridge(spark: SparkSession, lake: Lake, day: dt.date, table: str) -> int:
+    """One bridge of D's games, to staging and (the same files) to marts for the loader. It reads
+    only the game id and one id array of the staged games."""
+    ids, id_column = BRIDGE_SOURCES[table]
+    games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
+    written = write_partition(staging.bridge(games, ids, id_column), dataset(Layer.STAGING, table), lake, day)
+    return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
 
 
-def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool, top_n: int,
-                staged: dict[str, EntityCounts]) -> dict[str, int]:
-    rows: dict[str, int] = {}
-    names: dict[str, dict[int, str]] = {}
-    for entity, columns in REFERENCE_COLUMNS.items():
-        source = dataset(Layer.STAGING, f"ref_{entity}")
-        rows[f"dim_{entity}"] = copy_partition(source, dataset(Layer.MARTS, f"dim_{entity}"), lake, day,
-                                               staged[entity].staged)
-        ref = read_partition(spark, source, lake, day)
-        id_column = columns[0][0]
-        names[entity] = {r[id_column]: r["name"] for r in ref.select(id_column, "name").collect()
-                         if r["name"] is not None}
+def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, entity: str, rows: int
+                    ) -> tuple[int, dict[int, str]]:
+    """dim_<entity> of D (the files of its staging snapshot) and its names by id, for the catalogue."""
+    source = dataset(Layer.STAGING, f"ref_{entity}")
+    copied = copy_partition(source, dataset(Layer.MARTS, f"dim_{entity}"), lake, day, rows)
+    id_column = REFERENCE_COLUMNS[entity][0][0]
+    ref = read_partition(spark, source, lake, day).select(id_column, "name")
+    return copied, {r[id_column]: r["name"] for r in ref.collect() if r["name"] is not None}
 
+
+def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool,
+                    names: dict[str, dict[int, str]]) -> int:
+    """dim_games of D: the latest earlier catalogue with D's changed games, names resolved."""
     dim_games = dataset(Layer.MARTS, "dim_games")
     changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
     before = latest_partition_before(lake, dim_games, day)
@@ -151,14 +157,21 @@ def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: boo
                    "run a full refresh to rebuild it", logging.WARNING)
     previous = read_partition(spark, dim_games, lake, before) if before and not full_refresh else None
     catalogue = marts.resolve_names(marts.merge_catalogue(previous, changes, full_refresh), names)
-    rows["dim_games"] = write_partition(catalogue, dim_games, lake, day)
+    return write_partition(catalogue, dim_games, lake, day)
 
-    fct = dataset(Layer.MARTS, "fct_game_popularity")
+
+def write_fact(spark: SparkSession, lake: Lake, day: dt.date) -> int:
     popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
-    rows["fct_game_popularity"] = write_partition(marts.popularity_fact(popularity, day), fct, lake, day)
+    return write_partition(marts.popularity_fact(popularity, day), dataset(Layer.MARTS, "fct_game_popularity"),
+                           lake, day)
 
+
+def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, top_n: int) -> dict[str, int]:
+    """The four ranked marts of D, from the catalogue and the popularity fact of D."""
+    fct = dataset(Layer.MARTS, "fct_game_popularity")
     # the marketing marts need a few columns of the catalogue, not its free text
-    catalogue = read_partition(spark, dim_games, lake, day).select(*marts.CATALOGUE_COLUMNS).persist()
+    catalogue = read_partition(spark, dataset(Layer.MARTS, "dim_games"), lake, day).select(
+        *marts.CATALOGUE_COLUMNS).persist()
     facts = read_partition(spark, fct, lake, day).persist()
     try:
         earlier = latest_partition_before(lake, fct, day)
@@ -174,36 +187,68 @@ def build_marts(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: boo
             return write_partition(frames[name], dataset(Layer.MARTS, name), lake, day)
 
         # small outputs, mostly per-job overhead: written side by side
-        rows.update(zip(frames, map_in_threads(write, frames, STAGING_THREADS, "mart"), strict=True))
+        return dict(zip(frames, map_in_threads(write, frames, TRANSFORM_THREADS, "mart"), strict=True))
     finally:
         catalogue.unpersist()
         facts.unpersist()
-    return rows
+
+
+def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: dict[str, dict | None], top_n: int
+                    ) -> list[Task[Any]]:
+    """Every output of D as a task after the outputs it reads, in the order to prefer among those ready:
+    the largest raw entities first (so the small ones fill the gaps instead of holding them back),
+    then the popularity fact and the catalogue, whose jobs are the longest."""
+    def stage(entity: str) -> Callable[[Mapping[str, Any]], EntityCounts]:
+        def work(_: Mapping[str, Any]) -> EntityCounts:
+            with log_context(entity=entity):
+                return stage_entity(spark, lake, entity, day, manifests[entity])
+        return work
+
+    def dimension(entity: str) -> Callable[[Mapping[str, Any]], tuple[int, dict[int, str]]]:
+        return lambda staged: write_dimension(spark, lake, day, entity, staged[f"stage {entity}"].staged)
+
+    def catalogue(needs: Mapping[str, Any]) -> int:
+        games = manifests["games"]
+        assert games is not None  # staging games refused to run without it
+        names = {entity: needs[f"dim_{entity}"][1] for _, entity, _, _ in BRIDGES}
+        return write_catalogue(spark, lake, day, games["mode"] == "full", names)
+
+    def bridge(table: str) -> Callable[[Mapping[str, Any]], int]:
+        return lambda _: write_bridge(spark, lake, day, table)
+
+    named_dims = tuple(f"dim_{entity}" for _, entity, _, _ in BRIDGES)
+    return [
+        *[Task(f"stage {entity}", stage(entity)) for entity in largest_first(manifests)],
+        Task("fct_game_popularity", lambda _: write_fact(spark, lake, day), ("stage popularity_primitives",)),
+        Task("dim_games", catalogue, ("stage games", *named_dims)),
+        *[Task(f"dim_{entity}", dimension(entity), (f"stage {entity}",)) for entity in REFERENCE_COLUMNS],
+        *[Task(table, bridge(table), ("stage games",)) for table in BRIDGE_SOURCES],
+        Task("marketing marts", lambda _: write_marketing_marts(spark, lake, day, top_n),
+             ("dim_games", "fct_game_popularity")),
+    ]
 
 
 def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 100) -> dict[str, Any]:
-    """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table."""
+    """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table.
+
+    Each output is written as soon as the outputs it reads are (jobs.transform_tasks), a few at once:
+    one Spark job of a date rarely keeps every core busy on its own.
+    """
     started = time.monotonic()
     with log_context(step="transform"):
         manifests = {entity: read_manifest(lake, entity, day) for entity in ENTITIES}  # each read once
-
-        def stage(entity: str) -> EntityCounts:
-            with log_context(entity=entity):
-                return stage_entity(spark, lake, entity, day, manifests[entity])
-
-        # The small reference entities are mostly per-job overhead, which overlaps with the large
-        # entities' work on threads. The largest start first, so the small ones fill the gaps
-        # instead of holding the large ones back.
-        order = largest_first(manifests)
-        entities = dict(zip(order, map_in_threads(stage, order, STAGING_THREADS, "stage"), strict=True))
-        games_manifest = manifests["games"]
-        assert games_manifest is not None  # staging games refused to run without it
-        full_refresh = games_manifest["mode"] == "full"
-        rows = write_bridges(spark, lake, day)
-        rows.update(build_marts(spark, lake, day, full_refresh, top_n, entities))
+        for entity, manifest in manifests.items():  # before any Spark job: a missing entity fails the step
+            require_manifest(entity, day, manifest)
+        done = run_graph(transform_tasks(spark, lake, day, manifests, top_n), TRANSFORM_THREADS, "transform")
+        entities = {entity: done[f"stage {entity}"] for entity in largest_first(manifests)}
+        rows = {table: done[table] for table in BRIDGE_SOURCES}
+        rows |= {f"dim_{entity}": done[f"dim_{entity}"][0] for entity in REFERENCE_COLUMNS}
+        rows |= {"dim_games": done["dim_games"], "fct_game_popularity": done["fct_game_popularity"],
+                 **done["marketing marts"]}
+        games = manifests["games"]
         report = {
             "dt": day.isoformat(),
-            "full_refresh": full_refresh,
+            "full_refresh": games is not None and games["mode"] == "full",
             "entities": {e: {**asdict(c), "collapsed": c.collapsed} for e, c in entities.items()},
             "rows": rows,
             "seconds": round(time.monotonic() - started, 2),

@@ -44,7 +44,8 @@ from jobs.transform import staging_table
 from jobs.validation_report import render_html
 from pipeline.errors import ConfigError, ExitCode, PipelineError
 from pipeline.lake import Lake
-from pipeline.logs import event, log_context, map_in_threads
+from pipeline.logs import event, log_context
+from pipeline.threads import map_in_threads
 
 log = logging.getLogger(__name__)
 

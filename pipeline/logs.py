@@ -15,12 +15,8 @@ import logging
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-R = TypeVar("R")
+from collections.abc import Iterator
+from typing import Any
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_context", default=None)
 _secrets: set[str] = set()
@@ -61,20 +57,6 @@ def current_context() -> dict[str, Any]:
 def bind_context(fields: dict[str, Any]) -> None:
     """Set the context in a worker thread (threads do not inherit contextvars)."""
     _context.set(dict(fields))
-
-
-def map_in_threads(work: Callable[[T], R], items: Iterable[T], workers: int, name: str) -> list[R]:
-    """work(item) for every item on `workers` threads, results in the items' order; each thread logs
-    with the caller's context. Spark runs jobs from several threads at once: small jobs, mostly
-    per-job overhead, overlap this way."""
-    context = current_context()
-
-    def bound(item: T) -> R:
-        bind_context(context)
-        return work(item)
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
-        return list(pool.map(bound, items))
 
 
 def event(logger: logging.Logger, message: str, level: int = logging.INFO, **fields: Any) -> None:
