@@ -54,8 +54,9 @@ def main() -> None:
         duck_counts = duckdb_transform.run(raw, Path(tmp) / "duckdb", DAY)
         duck_seconds = time.monotonic() - t0
 
-    for table in ("games", "dim_games", "game_platforms", "fct_game_popularity"):
-        spark_rows = report["entities"]["games"]["staged"] if table == "games" else report["rows"][table]
+    for table in ("games", "popularity_primitives", "dim_games", "game_platforms", "fct_game_popularity"):
+        entity = report["entities"].get(table)
+        spark_rows = entity["staged"] if entity else report["rows"][table]
         if spark_rows != duck_counts[table]:
             raise SystemExit(f"Spark and DuckDB disagree on {table}: {spark_rows} vs {duck_counts[table]}")
     ratio = spark_seconds / duck_seconds

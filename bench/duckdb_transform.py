@@ -1,10 +1,12 @@
 """The transform's work in DuckDB SQL: the baseline bench-transform measures Spark against.
 
-Same raw files, same outputs: typed staging with dedupe to the latest version, five bridges,
+Same raw files, same outputs: typed staging with dedupe to the latest version (the staging
+tables of games and popularity written too, as the Spark job writes them), five bridges,
 reference dimensions, the popularity fact (pivot + percentile ranks), the catalogue with names
 resolved, the four marketing marts, all written as parquet. Not done here: per-line quarantine
-reasons (DuckDB's JSON reader has no line-level error column), which makes the baseline a
-little cheaper than the Spark job. Bench-only: never imported by the pipeline.
+reasons (DuckDB's JSON reader has no line-level error column) and the catalogue's row
+fingerprints, which make the baseline a little cheaper than the Spark job. Bench-only: never
+imported by the pipeline.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
         FROM {_read(raw, 'games', day, _GAMES)}
         WHERE id IS NOT NULL AND id > 0 AND updated_at IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1""")
-    counts = {"games": con.execute("SELECT count(*) FROM games").fetchone()[0]}
+    counts = {"games": con.execute(f"COPY games TO '{out}/staging_games.parquet' (FORMAT parquet)").fetchone()[0]}
 
     for entity, columns in REFERENCE_COLUMNS.items():
         raw_cols = _REFERENCE.get(entity, _NAMED)
@@ -100,12 +102,18 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
     pivot = ", ".join(f"max(value) FILTER (WHERE popularity_type = {t}) AS {c}" for t, c in POPULARITY_COLUMNS.items())
     pct = ", ".join(f"CASE WHEN {c} IS NOT NULL THEN percent_rank() OVER (PARTITION BY {c} IS NULL "
                     f"ORDER BY {c}, game_id) END AS {c}_pct" for c in RANKED_POPULARITY)
+    con.execute(f"""CREATE TABLE pop AS
+        SELECT game_id, CAST(popularity_type AS INT) AS popularity_type, {d} AS snapshot_date, value,
+               CAST(external_popularity_source AS INT) AS external_popularity_source,
+               {ts.format('calculated_at')} AS calculated_at
+        FROM {_read(raw, 'popularity_primitives', day, _POPULARITY)}
+        WHERE id IS NOT NULL AND game_id IS NOT NULL AND popularity_type IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY game_id, popularity_type
+                                   ORDER BY calculated_at DESC, updated_at DESC, id DESC) = 1""")
+    counts["popularity_primitives"] = con.execute(
+        f"COPY pop TO '{out}/staging_popularity_primitives.parquet' (FORMAT parquet)").fetchone()[0]
     con.execute(f"""CREATE TABLE fct AS
-        WITH pop AS (SELECT * FROM {_read(raw, 'popularity_primitives', day, _POPULARITY)}
-                     WHERE game_id IS NOT NULL AND popularity_type IS NOT NULL
-                     QUALIFY row_number() OVER (PARTITION BY game_id, popularity_type
-                                                ORDER BY calculated_at DESC, updated_at DESC, id DESC) = 1),
-             wide AS (SELECT game_id, {pivot} FROM pop GROUP BY game_id)
+        WITH wide AS (SELECT game_id, {pivot} FROM pop GROUP BY game_id)
         SELECT {d} AS snapshot_date, *, {pct} FROM wide""")
     counts["fct_game_popularity"] = con.execute(
         f"COPY fct TO '{out}/fct_game_popularity.parquet' (FORMAT parquet)").fetchone()[0]

@@ -50,27 +50,11 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
     return still_newest.select(*GAME_COLUMN_NAMES).unionByName(newer.select(*GAME_COLUMN_NAMES))
 
 
-# Largest id a reference table may have for its names to be looked up by position (IGDB's are below 1,000).
-DENSE_NAME_IDS = 100_000
-
-
 def _names(ids: Column, names: Mapping[int, str]) -> Column:
-    """The names of an id array, in its order, leaving out ids without one.
-
-    An array literal indexed by id answers each lookup in one step; a map literal is searched
-    key by key for every element (3.7 s of the 350k-game catalogue with its 220 platforms). Ids
-    too large or negative for an array fall back to the map.
-    """
     if not names:
         return F.array().cast(T.ArrayType(T.StringType()))
-    if min(names) >= 0 and max(names) <= DENSE_NAME_IDS:
-        by_id = F.array(*[F.lit(names.get(i)).cast(T.StringType()) for i in range(max(names) + 1)])
-        top = max(names)
-        found = F.transform(ids, lambda i: F.when(i.between(0, top), F.get(by_id, i.cast(T.IntegerType()))))
-    else:
-        lookup = F.create_map(*[F.lit(x) for pair in sorted(names.items()) for x in pair])
-        found = F.transform(ids, lambda i: F.element_at(lookup, i))
-    return F.filter(found, lambda n: n.isNotNull())
+    lookup = F.create_map(*[F.lit(x) for pair in sorted(names.items()) for x in pair])
+    return F.filter(F.transform(ids, lambda i: F.element_at(lookup, i)), lambda n: n.isNotNull())
 
 
 def resolve_names(games: DataFrame, names: Mapping[str, Mapping[int, str]]) -> DataFrame:
@@ -93,18 +77,19 @@ def popularity_fact(popularity: DataFrame, day: dt.date) -> DataFrame:
 
     A type's percentile is the game's percent_rank among the games with a value of that type
     (ties broken by game_id). The ranks are computed on the long rows, one window partition per
-    type, before pivoting: six narrow sorts side by side instead of six sorts of the wide rows
-    one after the other (12 s -> 6 s at 350k games).
+    ranked type, before pivoting: six narrow sorts side by side instead of six sorts of the wide
+    rows one after the other (12 s -> 6 s at 350k games); the rows no rank needs (other types,
+    missing values) bypass the sort (a quarter less to sort).
     """
     kind, value = F.col("popularity_type"), F.col("value")
     ranked_types = {t: c for t, c in POPULARITY_COLUMNS.items() if c in RANKED_POPULARITY}
-    present = value.isNotNull()
-    by_type = Window.partitionBy(kind, present).orderBy(value, F.col("game_id"))
+    rankable = value.isNotNull() & kind.isin(list(ranked_types))
+    ranked = popularity.where(rankable).withColumn(
+        "_pct", F.percent_rank().over(Window.partitionBy(kind).orderBy(value, F.col("game_id"))))
     # a game with only types not named here still gets its row (all nulls), as in a pivot
-    ranked = popularity.withColumn("_pct", F.when(present & kind.isin(list(ranked_types)),
-                                                  F.percent_rank().over(by_type)))
+    unranked = popularity.where(~rankable).withColumn("_pct", F.lit(None).cast(T.DoubleType()))
     # (game_id, popularity_type) is staging's key: each max below sees at most one row
-    wide = ranked.groupBy("game_id").agg(
+    wide = ranked.unionByName(unranked).groupBy("game_id").agg(
         *[F.max(F.when(kind == t, value)).alias(c) for t, c in POPULARITY_COLUMNS.items()],
         *[F.max(F.when(kind == t, F.col("_pct"))).alias(f"{c}_pct") for t, c in ranked_types.items()],
     )

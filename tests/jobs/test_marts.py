@@ -137,14 +137,3 @@ def test_marts_are_the_same_on_a_rerun(spark) -> None:
     first = marts.top_rated(catalogue, DAY, 5)
     assert_df_equality(first, marts.top_rated(catalogue, DAY, 5), ignore_row_order=True)
     assert [r["game_id"] for r in first.orderBy("rank").collect()] == [1, 2, 3, 4, 5]
-
-
-def test_names_come_out_the_same_by_position_and_by_map(spark) -> None:
-    """Small ids are looked up by position in an array, ids too large for one in a map: orphans
-    (a gap, above the largest id, negative, beyond 32 bits) are left out the same way by both."""
-    ids = [7, 3, 4, 12, -1, 2**32 + 3, 0]
-    catalogue = games(spark, {"game_id": 1, "platform_ids": ids, "genre_ids": ids})
-    small = {0: "zero", 3: "three", 7: "seven"}
-    large = {**small, marts.DENSE_NAME_IDS + 1: "far"}
-    row = marts.resolve_names(catalogue, {"platforms": small, "genres": large}).collect()[0]
-    assert row["platform_names"] == row["genre_names"] == ["seven", "three", "zero"]
