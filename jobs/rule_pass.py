@@ -13,7 +13,8 @@ cannot pass unmeasured.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,12 @@ _NULLS = {"expect_column_values_to_not_be_null": True, "expect_column_values_to_
 _KEYS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
 _SCHEMA = ("expect_table_columns_to_match_ordered_list", "expect_column_values_to_be_of_type")
 _TABLE = ("expect_table_row_count_to_be_between",)
+
+
+def signature(config: Any) -> str:
+    """What identifies an expectation across suites: its type and arguments (not its generated id)."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}
+    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
 
 
 def rejected_rows(expectation: Expectation) -> Column | None:
@@ -113,24 +120,36 @@ def _row_count_measure(expectation: Expectation, rows: int) -> Measure:
     return Measure(success=(low is None or rows >= low) and (high is None or rows <= high), observed=rows)
 
 
-def measure_suite(suite: ExpectationSuite, frame: DataFrame,
-                  keyed: DataFrame | None = None) -> tuple[int, list[Measure]]:
+def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | None = None,
+                  known: Mapping[str, Measure] | None = None, rows: int | None = None) -> tuple[int, list[Measure]]:
     """(rows, one Measure per expectation in the suite's order): one aggregate job over `frame`,
     plus one group-by per distinct key a uniqueness rule names, over `keyed` when given (the same
-    rows without the columns only other rules need, such as the gate's joined orphan_* columns)."""
+    rows without the columns only other rules need, such as the gate's joined orphan_* columns).
+
+    `known` holds measures (by `signature`) of another suite over the same files, with their
+    `rows`: those expectations are not measured again, and when nothing else needs the data no
+    job runs at all (a mart that is a copy of a staging table costs only its own rules).
+    """
+    known = known or {}
     expectations = list(suite.expectations)
-    predicates = {i: p for i, e in enumerate(expectations) if (p := rejected_rows(e)) is not None}
+    signatures = [signature(e.configuration) for e in expectations]
+    predicates = {i: p for i, e in enumerate(expectations)
+                  if signatures[i] not in known and (p := rejected_rows(e)) is not None}
     columns = set(frame.columns)
     # a rule on a column the files lack cannot be counted: the column-set rule already fails
     counted = {i: p for i, p in predicates.items() if expectations[i].configuration.kwargs["column"] in columns}
-    totals = frame.agg(F.count(F.lit(1)).alias("rows"),
-                       *[F.count_if(p).alias(f"r{i}") for i, p in counted.items()]).first()
-    rows = int(totals["rows"]) if totals else 0
+    totals = None
+    if counted or rows is None:
+        totals = frame.agg(F.count(F.lit(1)).alias("rows"),
+                           *[F.count_if(p).alias(f"r{i}") for i, p in counted.items()]).first()
+        rows = int(totals["rows"]) if totals else 0
     repeated: dict[tuple[str, ...], int] = {}
     measures = []
     for i, expectation in enumerate(expectations):
         key = key_columns(expectation)
-        if expectation.expectation_type in _SCHEMA:
+        if signatures[i] in known:
+            measures.append(known[signatures[i]])
+        elif expectation.expectation_type in _SCHEMA:
             measures.append(_schema_measure(expectation, frame.schema))
         elif expectation.expectation_type in _TABLE:
             measures.append(_row_count_measure(expectation, rows))

@@ -29,8 +29,9 @@ from pyspark.sql import types as T
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs.datasets import MARTS, STAGING, Dataset, Layer, Severity, dataset
-from jobs.io import literal_frame
-from jobs.rule_pass import Measure, measure_suite
+from jobs.io import literal_frame, written_schema
+from jobs.load_plan import partition_digest
+from jobs.rule_pass import Measure, measure_suite, signature
 from jobs.suites import (
     RECONCILIATION_KEY,
     dataset_suite,
@@ -158,23 +159,17 @@ class GxRunner:
         detail = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES,
                   "unexpected_index_column_names": list(index_columns)}
         chosen = narrowed(suite, set(positions))
-        by_signature = {_signature(r.expectation_config): r for r in self._results(chosen, frame, detail)}
-        return {i: _outcome(suite.name, by_signature[_signature(e.configuration)])
+        by_signature = {signature(r.expectation_config): r for r in self._results(chosen, frame, detail)}
+        return {i: _outcome(suite.name, by_signature[signature(e.configuration)])
                 for i, e in enumerate(suite.expectations) if i in positions}
 
     def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
         """Validate all of `frame` with GX; outcomes in the suite's order (GX returns its own order)."""
-        results = {_signature(r.expectation_config): r for r in self._results(suite, frame, "BOOLEAN_ONLY")}
-        verdicts = [results[_signature(e.configuration)] for e in suite.expectations]
+        results = {signature(r.expectation_config): r for r in self._results(suite, frame, "BOOLEAN_ONLY")}
+        verdicts = [results[signature(e.configuration)] for e in suite.expectations]
         failed = {i for i, result in enumerate(verdicts) if not result.success}
         explained = self.explain(suite, frame, index_columns, failed) if failed else {}
         return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
-
-
-def _signature(config: Any) -> str:
-    """What identifies an expectation across suites: its type and arguments (not its generated id)."""
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}
-    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
 
 
 def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> DataFrame | None:
@@ -182,7 +177,9 @@ def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> D
     partition = ds.partition_rel_path(day.isoformat())
     if not lake.list_files(partition):
         return None
-    return spark.read.option("basePath", lake.uri_of(ds.rel_path)).parquet(lake.uri_of(partition))
+    reader = spark.read.option("basePath", lake.uri_of(ds.rel_path))
+    written = written_schema(spark, lake, partition)  # the footer's schema, without Spark's inference job
+    return (reader.schema(written) if written is not None else reader).parquet(lake.uri_of(partition))
 
 
 def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame]) -> DataFrame:
@@ -323,14 +320,25 @@ def _measured_outcome(suite: str, expectation: Any, measure: Measure, rows: int)
                    unexpected_percent=None if unexpected is None else (100.0 * unexpected / rows if rows else 0.0))
 
 
+@dataclass
+class SameFiles:
+    """What the outputs of one partition digest (a mart published as a copy of a staging table's
+    files) have measured so far: rows and measures by expectation signature, shared between them."""
+
+    rows: int | None = None
+    measures: dict[str, Measure] = field(default_factory=dict)
+
+
 def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: dict[tuple[str, str], DataFrame],
-                      day: dt.date, now: dt.datetime) -> tuple[int, list[Outcome]]:
-    """(rows, outcomes) of one dataset's suite: one pass measures every expectation, GX explains
-    (and has the last word on) each one the pass found failing."""
+                      day: dt.date, now: dt.datetime, same_files: SameFiles) -> tuple[int, list[Outcome]]:
+    """(rows, outcomes) of one dataset's suite: one pass measures every expectation not measured on
+    the same files already, GX explains (and has the last word on) each one found failing."""
     began = time.monotonic()
     suite = dataset_suite(ds, day, now)
     checked = with_orphans(frame, ds, known)
-    rows, measures = measure_suite(suite, checked, keyed=frame)
+    rows, measures = measure_suite(suite, checked, keyed=frame, known=same_files.measures, rows=same_files.rows)
+    same_files.rows = rows
+    same_files.measures.update(zip((signature(e.configuration) for e in suite.expectations), measures, strict=True))
     failing = {i for i, measure in enumerate(measures) if not measure.success}
     explained: dict[int, Outcome] = {}
     if failing:
@@ -374,15 +382,23 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         ready = [ds for ds in selected
                  if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
 
-        def validate(ds: Dataset) -> tuple[int, list[Outcome]]:
-            return _validate_dataset(runner, ds, frames[ds.rel_path], known, day, now)
+        # outputs published as copies of the same files (a mart bridge or dimension of its staging
+        # table) form one group: a rule they share is measured once, in the order declared
+        groups: dict[str, list[Dataset]] = {}
+        for ds in ready:
+            groups.setdefault(partition_digest(lake, ds, day) or ds.rel_path, []).append(ds)
+
+        def validate(members: list[Dataset]) -> list[tuple[int, list[Outcome]]]:
+            same_files = SameFiles()
+            return [_validate_dataset(runner, ds, frames[ds.rel_path], known, day, now, same_files) for ds in members]
 
         with _known_ids(frames) as known:
             # largest first, so the many small ones fill the gaps at the end; GX's Python work on
             # one dataset overlaps Spark's work on another
-            ordered = sorted(ready, key=lambda d: -len(d.columns) * (1 + len(references(d))))
-            done = dict(zip((d.rel_path for d in ordered), map_in_threads(validate, ordered, VALIDATION_THREADS,
-                                                                          "validate"), strict=True))
+            ordered = sorted(groups.values(), key=lambda g: -sum(len(d.columns) * (1 + len(references(d))) for d in g))
+            done = {ds.rel_path: result for group, results in zip(ordered, map_in_threads(
+                validate, ordered, VALIDATION_THREADS, "validate"), strict=True) for ds, result in zip(group, results,
+                                                                                                       strict=True)}
         for ds in selected:  # the report lists outputs in declaration order
             if read[ds.rel_path] is None:
                 gate.outcomes.append(_missing(ds, day))

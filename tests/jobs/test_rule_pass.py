@@ -6,17 +6,20 @@ SUMMARY result on small frames built to sit on its edges: nulls, bounds, NaN, re
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import itertools
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.datasets import MARTS, STAGING
 from jobs.io import literal_frame
-from jobs.rule_pass import key_columns, measure_suite, rejected_rows
+from jobs.rule_pass import key_columns, measure_suite, rejected_rows, signature
 from jobs.suites import dataset_suite
 from jobs.validation import GxRunner
 
@@ -122,3 +125,41 @@ def test_small_frames_are_built_in_the_jvm(spark) -> None:
     assert_df_equality(frame, spark.createDataFrame(rows, schema), ignore_nullable=True)
     plan = frame._jdf.queryExecution().executedPlan().toString()
     assert "ExistingRDD" not in plan and "Python" not in plan
+
+
+_GROUPS = itertools.count()
+
+
+def _jobs_run_by(spark, work):
+    """What `work` returns, and how many Spark jobs it ran (counted in a job group of its own)."""
+    group = f"measure-{next(_GROUPS)}"
+    spark.sparkContext.setJobGroup(group, "counted")
+    try:
+        result = work()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+def test_measures_of_the_same_files_are_reused_and_only_new_rules_read_the_data(spark) -> None:
+    """A mart published as a copy of a staging table's files shares most rules with it: those are
+    taken from the staging suite's measures, the others measured (a reference's orphans), and a
+    suite with nothing new to count runs no job at all."""
+    frame = spark.createDataFrame(ROWS, SCHEMA)
+    orphans = 7  # the mart's own reference rule
+    shared = [copy.copy(e) for i, e in enumerate(EXPECTATIONS) if i != orphans]
+    rows, measured = measure_suite(gx.ExpectationSuite(name="staging", expectations=shared), frame)
+    known = {signature(e.configuration): m for e, m in zip(shared, measured, strict=True)}
+    everything = gx.ExpectationSuite(name="all", expectations=EXPECTATIONS)
+    (full_rows, full), jobs_alone = _jobs_run_by(spark, lambda: measure_suite(everything, frame))
+    one_aggregate = _jobs_run_by(spark, lambda: frame.agg(F.count(F.lit(1))).first())[1]
+
+    mart = gx.ExpectationSuite(name="mart", expectations=EXPECTATIONS)
+    (mart_rows, reused), jobs = _jobs_run_by(spark, lambda: measure_suite(mart, frame, known=known, rows=rows))
+    assert (mart_rows, reused) == (full_rows, full)
+    assert jobs == one_aggregate < jobs_alone, "only the orphan rule's aggregate runs, not the key group-bys again"
+
+    copied = gx.ExpectationSuite(name="copy", expectations=[*shared[:5], gxe.ExpectTableRowCountToBeBetween(
+        min_value=len(ROWS))])
+    (_, only_known), jobs = _jobs_run_by(spark, lambda: measure_suite(copied, frame, known=known, rows=rows))
+    assert only_known[:5] == measured[:5] and only_known[5].success and jobs == 0
