@@ -93,5 +93,6 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "py4j"):
+    # libraries that log their own plumbing at INFO (pgserver: every pg_ctl call with its output)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "py4j", "pgserver", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
