@@ -181,6 +181,16 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
     assert read_partition(spark, dataset(Layer.QUARANTINE, "games"), LocalLake(lake_dir), d3).count() == 0
     assert dataset(Layer.QUARANTINE, "games").column_names == [
         "entity", "source_file", "line_number", "raw_line", "reason"]
+    # a raw partition holding fewer lines than its manifest says is damaged: the step stops, and
+    # no staging table written from it is left behind
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    (folder / "_manifest.json").write_text(json.dumps({**manifest, "records": 2}))
+    from jobs.io import TransformError
+
+    with pytest.raises(TransformError, match=rf"raw/games/dt={d3} holds 1 lines but its manifest says 2: "
+                                             rf"the partition is damaged, ingest {d3} again"):
+        run_transform(spark, LocalLake(lake_dir), d3)
+    assert not (lake_dir / "staging" / "games" / f"dt={d3}").exists()
 
 
 def test_a_missing_or_damaged_raw_partition_stops_with_a_clear_error(spark, two_days, tmp_path: Path) -> None:
