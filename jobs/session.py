@@ -11,6 +11,12 @@ from pyspark.sql import SparkSession
 # (jobs/io.py) and keeps file counts sensible; ingestion's id ranges bound the file size.
 ONE_FILE_PER_PARTITION = str(2 << 30)
 
+# A local session's one JVM is both driver and executor, and a batch job wants throughput, not
+# short pauses: the parallel collector spends less CPU than the default G1 (a date's transform at
+# 350k games: 48-62 s against 53-66 s over four alternating runs each on 2 cores). Set at launch
+# (a JVM option cannot change later); on a cluster the cluster's own settings stay.
+LOCAL_JVM_OPTIONS = "-XX:+UseParallelGC"
+
 REQUIRED_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",  # writing dt=D never touches another date
     "spark.sql.session.timeZone": "UTC",  # epoch seconds become UTC dates and timestamps
@@ -39,7 +45,8 @@ def build_session(app_name: str, master: str | None = None, shuffle_partitions: 
         # (PySpark reads the variable, not spark.pyspark.python, when it starts its workers)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (builder.master(master).config("spark.ui.enabled", "false")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
+                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS))
     if driver_memory:
         builder = builder.config("spark.driver.memory", driver_memory)
     if shuffle_partitions:

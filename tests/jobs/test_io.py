@@ -38,3 +38,10 @@ def test_an_empty_output_keeps_its_schema_and_a_foreign_file_or_no_file_gives_no
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT 1 AS game_id) TO '{foreign / 'part-0.parquet'}' (FORMAT parquet)")
     assert written_schema(spark, lake, "marts/foreign/dt=2026-11-20") is None
+
+
+def test_a_local_session_runs_the_parallel_collector(spark) -> None:
+    """The option is set at the JVM's launch (jobs/session.py): the JVM's own collectors say which won."""
+    jvm = spark.sparkContext._jvm
+    collectors = {bean.getName() for bean in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}
