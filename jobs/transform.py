@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 REPORT_PATH = "reports/transform/dt={day}/summary.json"
 
+# Below this many raw lines (reference snapshots, a quiet day's games) the dedupe ranking runs as
+# the staging table is written: cheaper than a second job counting the keys of the written table.
+RANK_AT_ONCE_BELOW = 50_000
+
 TRANSFORM_THREADS = 3  # Spark jobs of one date at once: enough to fill 2 cores between stages
 
 # bridge table -> (the staged games' id array, the bridge's id column)
@@ -85,19 +89,21 @@ def largest_first(manifests: dict[str, dict | None]) -> list[str]:
     return sorted(manifests, key=raw_bytes, reverse=True)
 
 
-def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None
-                 ) -> EntityCounts:
+def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None,
+                 rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> EntityCounts:
     """Stage raw/<entity>/dt=D in one pass over its JSON, with a second pass only for the rare cases.
 
     Parsing is most of the transform's time, so the usual day parses once: the staging table is
-    written straight from the parse, taking each key to appear once (ingestion lands each record
-    once per date), while the write job counts the lines read and rejected. Then:
+    written straight from the parse, while the write job counts the lines read and rejected. A
+    large partition is written taking each key to appear once (ingestion lands each record once
+    per date); one under `rank_at_once_below` lines is ranked (latest version per key) as it is
+    written, which costs less than the job that would count its distinct keys. Then:
       - lines that differ from the manifest fail the step, and the staging partition just written
         from the damaged partition is removed;
       - rejected lines (rare: IGDB sends valid JSON) are parsed again to write the quarantine;
-      - a key the written table holds twice (the same id in two files) makes the table be
-        written again from a ranked parse, latest version first. Until then D's staging
-        partition holds every version; the step is not done, so nothing downstream reads it.
+      - a large table holding a key twice (the same id in two files) is written again from a
+        ranked parse, latest version first. Until then D's staging partition holds every
+        version; the step is not done, so nothing downstream reads it.
     """
     target = DATASETS[staging_table(entity)]
 
@@ -105,22 +111,24 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
         return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
                            REQUIRED.get(entity, ("id",)))
 
+    manifest = require_manifest(entity, day, manifest)
+    ranked_at_once = manifest["records"] < rank_at_once_below
     seen = Observation()
     parsed = parse().observe(seen, F.count(F.lit(1)).alias("lines"),
                              F.count_if(F.col(REASON).isNotNull()).alias("rejected"))
-    valid = write_partition(_stage(valid_records(parsed), entity, day, keys_unique=True), target, lake, day)
+    written = write_partition(_stage(valid_records(parsed), entity, day, keys_unique=not ranked_at_once),
+                              target, lake, day)
     lines, rejected = int(seen.get["lines"]), int(seen.get["rejected"])
-    assert manifest is not None  # read_raw_lines refuses a partition without one
     if lines != manifest["records"]:
         lake.delete(target.partition_rel_path(day.isoformat()))
         raise TransformError(f"raw/{entity}/dt={day} holds {lines} lines but its manifest says "
                              f"{manifest['records']}: the partition is damaged, ingest {day} again")
     write_partition(quarantine_rows(parse(), entity), dataset(Layer.QUARANTINE, entity), lake, day,
                     empty=rejected == 0)
-    staged = distinct_keys(spark, target, lake, day)
-    if staged != valid:  # some key came more than once: keep its latest version only
+    staged = written if ranked_at_once else distinct_keys(spark, target, lake, day)
+    if staged != written:  # some key came more than once: keep its latest version only
         staged = write_partition(_stage(valid_records(parse()), entity, day, keys_unique=False), target, lake, day)
-    counts = EntityCounts(lines, rejected, valid, staged)
+    counts = EntityCounts(lines, rejected, lines - rejected, staged)
     event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed)
     if rejected:
         event(log, f"{entity}: {rejected} line(s) quarantined, see quarantine/{entity}/dt={day}", logging.WARNING)

@@ -168,6 +168,13 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
     dim = {r["game_id"]: r["name"] for r in _rows(spark, lake_dir, Layer.MARTS, "dim_games", d3)}
     before = {r["game_id"] for r in _rows(spark, lake_dir, Layer.MARTS, "dim_games", D2)}
     assert set(dim) == before | {1, 2} and dim[1] == "new" and dim[2] == "x"
+    # a large partition is written in one pass first, then again ranked when a key repeats: the same result
+    from jobs.transform import stage_entity
+
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    counts = stage_entity(spark, LocalLake(lake_dir), "games", d3, manifest, rank_at_once_below=0)
+    assert (counts.raw_lines, counts.quarantined, counts.valid, counts.staged) == (8, 5, 3, 2)
+    assert {r["game_id"]: r["name"] for r in _rows(spark, lake_dir, Layer.STAGING, "games", d3)} == staged
     # a later clean rerun of D3 must not keep D3's old quarantine rows
     (folder / "part-00000.jsonl").write_bytes((json.dumps({"id": 1, **base}) + "\n").encode())
     (folder / "part-00001.jsonl").unlink()
