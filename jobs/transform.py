@@ -106,12 +106,12 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
         version; the step is not done, so nothing downstream reads it.
     """
     target = DATASETS[staging_table(entity)]
+    manifest = require_manifest(entity, day, manifest)
 
     def parse() -> DataFrame:
         return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
                            REQUIRED.get(entity, ("id",)))
 
-    manifest = require_manifest(entity, day, manifest)
     ranked_at_once = manifest["records"] < rank_at_once_below
     seen = Observation()
     parsed = parse().observe(seen, F.count(F.lit(1)).alias("lines"),
