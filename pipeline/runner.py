@@ -34,7 +34,7 @@ from pipeline.progress import (
     step_states,
     write_marker,
 )
-from pipeline.steps import STEP_FUNCTIONS, STEPS, RunContext, SparkHandle, StepResult
+from pipeline.steps import STEP_FUNCTIONS, STEPS, RunContext, SparkHandle, StepResult, preload_modules
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
                 skipped = [s for s in STEPS if s not in steps]
                 event(log, f"run dt={day}: " + (f"running {', '.join(steps)}" if steps else "already done")
                       + (f" ({', '.join(skipped)} already done)" if steps and skipped else ""))
+                preload_modules(steps)
                 for step in steps:
                     started = time.monotonic()
                     outcome.results[step] = execute_step(ctx, step)

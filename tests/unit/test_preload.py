@@ -1,0 +1,34 @@
+"""A run imports its later steps' modules while the first step runs, not between steps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pipeline.steps import STEP_MODULES, STEPS, preload_modules
+
+
+def test_every_step_names_the_module_it_imports() -> None:
+    assert set(STEP_MODULES) == set(STEPS)
+
+
+def test_a_run_of_one_step_preloads_nothing() -> None:
+    assert preload_modules(["load"]) is None
+    assert preload_modules([]) is None
+
+
+def test_the_later_steps_modules_are_imported_in_the_background() -> None:
+    # a fresh interpreter: this session has imported everything already
+    script = (
+        "import sys\n"
+        "from pipeline.steps import preload_modules\n"
+        "modules = ('ingestion.ingest', 'jobs.validation', 'great_expectations', 'jobs.load')\n"
+        "assert not any(m in sys.modules for m in modules)\n"
+        "thread = preload_modules(['ingest', 'validate', 'load'])\n"
+        "assert thread is not None and thread.daemon\n"
+        "thread.join(120)\n"
+        "print(sorted(m for m in modules if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    # the first step imports its own module when it starts: only the later ones are preloaded
+    assert out.strip() == "['great_expectations', 'jobs.load', 'jobs.validation']"
