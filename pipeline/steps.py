@@ -30,15 +30,18 @@ STEP_MODULES = {"ingest": "ingestion.ingest", "transform": "jobs.transform", "va
 
 
 def preload_modules(steps: Sequence[str]) -> threading.Thread | None:
-    """Import the modules of the later steps of a run on a background thread while the first runs.
+    """Import the modules of the later steps of a run on a background thread while its transform runs.
 
-    The first step waits on the JVM or the network most of the time, so the imports overlap it
-    instead of adding their seconds between steps. Python's import locks make a step that starts
-    before its preload ends wait for it; a failed preload is left for the step to raise itself.
+    The transform waits on the JVM most of the time, so the imports overlap it instead of adding
+    their seconds between steps. Only behind a transform: its module, imported here first, brings
+    in everything the step uses (pyspark included), so the two threads never import one module
+    at once; Python's import locks do not make that safe (a thread can get a half-initialised
+    module). A failed preload is left for the step to raise itself.
     """
-    later = [STEP_MODULES[step] for step in steps[1:]]
-    if not later:
+    if len(steps) < 2 or steps[0] != "transform":
         return None
+    importlib.import_module(STEP_MODULES["transform"])
+    later = [STEP_MODULES[step] for step in steps[1:]]
 
     def load() -> None:
         for module in later:
