@@ -72,7 +72,24 @@ def resolve_names(games: DataFrame, names: Mapping[str, Mapping[int, str]]) -> D
     return out
 
 
-def popularity_fact(popularity: DataFrame, day: dt.date) -> DataFrame:
+# Helper columns of popularity_fact(count_key_repeats=True), dropped when the fact is written.
+KEY_REPEATS = "_key_repeats"
+KEY_UNCHECKED = "_key_unchecked"
+
+
+def key_repeat_counts(kind: Column) -> tuple[Column, Column]:
+    """Per game (aggregates over its staging rows): the rows beyond one per popularity type, and the
+    rows whose type this cannot check. 0 and 0 for every game means (game_id, popularity_type) is
+    a key. The types seen are the bits of one long, so the check rides on the fact's own
+    aggregation instead of a shuffle of its own; IGDB's type ids are small, and a type outside
+    0..62 is counted as unchecked (a reason to count the keys the slow way)."""
+    checked = kind.between(0, 62)
+    seen = F.bit_or(F.when(checked, F.call_function("shiftleft", F.lit(1).cast(T.LongType()), kind)))
+    repeats = F.count_if(checked) - F.coalesce(F.bit_count(seen), F.lit(0))
+    return repeats.alias(KEY_REPEATS), F.count_if(~checked).alias(KEY_UNCHECKED)
+
+
+def popularity_fact(popularity: DataFrame, day: dt.date, count_key_repeats: bool = False) -> DataFrame:
     """One row per game for D: each popularity type a named column, plus percentile ranks (0..1).
 
     A type's percentile is the game's percent_rank among the games with a value of that type
@@ -92,6 +109,7 @@ def popularity_fact(popularity: DataFrame, day: dt.date) -> DataFrame:
     wide = ranked.unionByName(unranked).groupBy("game_id").agg(
         *[F.max(F.when(kind == t, value)).alias(c) for t, c in POPULARITY_COLUMNS.items()],
         *[F.max(F.when(kind == t, F.col("_pct"))).alias(f"{c}_pct") for t, c in ranked_types.items()],
+        *(key_repeat_counts(kind) if count_key_repeats else ()),
     )
     return wide.withColumn("snapshot_date", F.lit(day).cast(T.DateType()))
 

@@ -89,8 +89,18 @@ def largest_first(manifests: dict[str, dict | None]) -> list[str]:
     return sorted(manifests, key=raw_bytes, reverse=True)
 
 
+def _parse(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict) -> DataFrame:
+    return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
+                       REQUIRED.get(entity, ("id",)))
+
+
+def ranked_as_written(manifest: dict, rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> bool:
+    """A partition this small is ranked (latest version per key) as its staging table is written."""
+    return bool(manifest["records"] < rank_at_once_below)
+
+
 def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None,
-                 rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> EntityCounts:
+                 rank_at_once_below: int = RANK_AT_ONCE_BELOW, count_keys: bool = True) -> EntityCounts:
     """Stage raw/<entity>/dt=D in one pass over its JSON, with a second pass only for the rare cases.
 
     Parsing is most of the transform's time, so the usual day parses once: the staging table is
@@ -102,20 +112,17 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
         from the damaged partition is removed;
       - rejected lines (rare: IGDB sends valid JSON) are parsed again to write the quarantine;
       - a large table holding a key twice (the same id in two files) is written again from a
-        ranked parse, latest version first. Until then D's staging partition holds every
-        version; the step is not done, so nothing downstream reads it.
+        ranked parse, latest version first (`restage_latest`). Until then D's staging partition
+        holds every version; the step is not done, so nothing downstream reads it.
+    `count_keys=False` leaves that last check to the caller, who counts the keys on the way
+    (the popularity fact does, in its own aggregation); the counts then take the keys as unique.
     """
     target = DATASETS[staging_table(entity)]
     manifest = require_manifest(entity, day, manifest)
-
-    def parse() -> DataFrame:
-        return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
-                           REQUIRED.get(entity, ("id",)))
-
-    ranked_at_once = manifest["records"] < rank_at_once_below
+    ranked_at_once = ranked_as_written(manifest, rank_at_once_below)
     seen = Observation()
-    parsed = parse().observe(seen, F.count(F.lit(1)).alias("lines"),
-                             F.count_if(F.col(REASON).isNotNull()).alias("rejected"))
+    parsed = _parse(spark, lake, entity, day, manifest).observe(
+        seen, F.count(F.lit(1)).alias("lines"), F.count_if(F.col(REASON).isNotNull()).alias("rejected"))
     written = write_partition(_stage(valid_records(parsed), entity, day, keys_unique=not ranked_at_once),
                               target, lake, day)
     lines, rejected = int(seen.get["lines"]), int(seen.get["rejected"])
@@ -123,15 +130,26 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
         lake.delete(target.partition_rel_path(day.isoformat()))
         raise TransformError(f"raw/{entity}/dt={day} holds {lines} lines but its manifest says "
                              f"{manifest['records']}: the partition is damaged, ingest {day} again")
-    write_partition(quarantine_rows(parse(), entity), dataset(Layer.QUARANTINE, entity), lake, day,
-                    empty=rejected == 0)
-    staged = written if ranked_at_once else distinct_keys(spark, target, lake, day)
-    if staged != written:  # some key came more than once: keep its latest version only
-        staged = write_partition(_stage(valid_records(parse()), entity, day, keys_unique=False), target, lake, day)
-    counts = EntityCounts(lines, rejected, lines - rejected, staged)
-    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed)
+    write_partition(quarantine_rows(_parse(spark, lake, entity, day, manifest), entity),
+                    dataset(Layer.QUARANTINE, entity), lake, day, empty=rejected == 0)
     if rejected:
         event(log, f"{entity}: {rejected} line(s) quarantined, see quarantine/{entity}/dt={day}", logging.WARNING)
+    counts = EntityCounts(lines, rejected, lines - rejected, written)
+    if not ranked_at_once and count_keys and distinct_keys(spark, target, lake, day) != written:
+        return restage_latest(spark, lake, entity, day, manifest, counts)  # it logs the counts
+    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed,
+          **({} if count_keys or ranked_at_once else {"keys": "counted downstream"}))
+    return counts
+
+
+def restage_latest(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict,
+                   counts: EntityCounts) -> EntityCounts:
+    """Write D's staging table again from a ranked parse, the latest version of each key only: some
+    key came more than once. The same lines, fewer rows; the counts say how many folded."""
+    staged = write_partition(_stage(valid_records(_parse(spark, lake, entity, day, manifest)), entity, day,
+                                    keys_unique=False), DATASETS[staging_table(entity)], lake, day)
+    counts = EntityCounts(counts.raw_lines, counts.quarantined, counts.valid, staged)
+    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed, keys="repeated: ranked")
     return counts
 
 
@@ -168,10 +186,38 @@ def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, full_refresh:
     return write_partition(catalogue, dim_games, lake, day)
 
 
-def write_fact(spark: SparkSession, lake: Lake, day: dt.date) -> int:
+def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool = False) -> tuple[int, int, int]:
+    """fct_game_popularity of D: (rows, staging's key repeats, rows whose key it could not check).
+    With `check_keys`, the fact's aggregation counts them (`marts.key_repeat_counts`): the
+    popularity staging table's key check without a job of its own."""
     popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
-    return write_partition(marts.popularity_fact(popularity, day), dataset(Layer.MARTS, "fct_game_popularity"),
-                           lake, day)
+    fact = marts.popularity_fact(popularity, day, count_key_repeats=check_keys)
+    if not check_keys:
+        return write_partition(fact, dataset(Layer.MARTS, "fct_game_popularity"), lake, day), 0, 0
+    keys = Observation()
+    fact = fact.observe(keys, F.sum(marts.KEY_REPEATS).alias("repeats"), F.sum(marts.KEY_UNCHECKED).alias("unchecked"))
+    rows = write_partition(fact, dataset(Layer.MARTS, "fct_game_popularity"), lake, day)  # drops the helper columns
+    return rows, int(keys.get["repeats"] or 0), int(keys.get["unchecked"] or 0)
+
+
+def write_checked_fact(spark: SparkSession, lake: Lake, day: dt.date, manifest: dict, staged: EntityCounts,
+                       rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> tuple[int, EntityCounts]:
+    """The popularity fact of D, and the popularity staging counts with its key checked.
+
+    A large popularity partition is staged without counting its keys (`stage_entity(count_keys=
+    False)`): 2.8M rows at 350k games, whose count is a shuffle of its own on the path to the
+    fact. The fact counts repeated keys as it aggregates instead; in the rare case one repeats,
+    staging is ranked again and the fact rebuilt from it. Rows of a type the count cannot check
+    (an id over 62) fall back to counting the keys."""
+    entity = "popularity_primitives"
+    rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=True)
+    if ranked_as_written(manifest, rank_at_once_below):
+        return rows, staged  # ranked as it was written: its keys are unique already
+    target = DATASETS[staging_table(entity)]
+    if repeats or (unchecked and distinct_keys(spark, target, lake, day) != staged.staged):
+        staged = restage_latest(spark, lake, entity, day, manifest, staged)
+        rows, _, _ = write_fact(spark, lake, day)
+    return rows, staged
 
 
 def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, top_n: int) -> dict[str, int]:
@@ -201,16 +247,24 @@ def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, top_n: 
         facts.unpersist()
 
 
-def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: dict[str, dict | None], top_n: int
-                    ) -> list[Task[Any]]:
+def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: dict[str, dict | None], top_n: int,
+                    rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> list[Task[Any]]:
     """Every output of D as a task after the outputs it reads, in the order to prefer among those ready:
     the largest raw entities first (so the small ones fill the gaps instead of holding them back),
     then the popularity fact and the catalogue, whose jobs are the longest."""
     def stage(entity: str) -> Callable[[Mapping[str, Any]], EntityCounts]:
         def work(_: Mapping[str, Any]) -> EntityCounts:
-            with log_context(entity=entity):
-                return stage_entity(spark, lake, entity, day, manifests[entity])
+            with log_context(entity=entity):  # the popularity fact counts its staging table's keys
+                return stage_entity(spark, lake, entity, day, manifests[entity], rank_at_once_below,
+                                    count_keys=entity != "popularity_primitives")
         return work
+
+    def fact(needs: Mapping[str, Any]) -> tuple[int, EntityCounts]:
+        manifest = manifests["popularity_primitives"]
+        assert manifest is not None  # staging refused to run without it
+        with log_context(entity="popularity_primitives"):
+            return write_checked_fact(spark, lake, day, manifest, needs["stage popularity_primitives"],
+                                      rank_at_once_below)
 
     def dimension(entity: str) -> Callable[[Mapping[str, Any]], tuple[int, dict[int, str]]]:
         return lambda staged: write_dimension(spark, lake, day, entity, staged[f"stage {entity}"].staged)
@@ -227,7 +281,7 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
     named_dims = tuple(f"dim_{entity}" for _, entity, _, _ in BRIDGES)
     return [
         *[Task(f"stage {entity}", stage(entity)) for entity in largest_first(manifests)],
-        Task("fct_game_popularity", lambda _: write_fact(spark, lake, day), ("stage popularity_primitives",)),
+        Task("fct_game_popularity", fact, ("stage popularity_primitives",)),
         Task("dim_games", catalogue, ("stage games", *named_dims)),
         *[Task(f"dim_{entity}", dimension(entity), (f"stage {entity}",)) for entity in REFERENCE_COLUMNS],
         *[Task(table, bridge(table), ("stage games",)) for table in BRIDGE_SOURCES],
@@ -236,7 +290,8 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
     ]
 
 
-def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 100) -> dict[str, Any]:
+def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 100,
+                  rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> dict[str, Any]:
     """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table.
 
     Each output is written as soon as the outputs it reads are (jobs.transform_tasks), a few at once:
@@ -247,11 +302,13 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
         manifests = {entity: read_manifest(lake, entity, day) for entity in ENTITIES}  # each read once
         for entity, manifest in manifests.items():  # before any Spark job: a missing entity fails the step
             require_manifest(entity, day, manifest)
-        done = run_graph(transform_tasks(spark, lake, day, manifests, top_n), TRANSFORM_THREADS, "transform")
+        done = run_graph(transform_tasks(spark, lake, day, manifests, top_n, rank_at_once_below), TRANSFORM_THREADS,
+                         "transform")
+        facts, done["stage popularity_primitives"] = done["fct_game_popularity"]  # counts with the keys checked
         entities = {entity: done[f"stage {entity}"] for entity in largest_first(manifests)}
         rows = {table: done[table] for table in BRIDGE_SOURCES}
         rows |= {f"dim_{entity}": done[f"dim_{entity}"][0] for entity in REFERENCE_COLUMNS}
-        rows |= {"dim_games": done["dim_games"], "fct_game_popularity": done["fct_game_popularity"],
+        rows |= {"dim_games": done["dim_games"], "fct_game_popularity": facts,
                  **done["marketing marts"]}
         games = manifests["games"]
         report = {

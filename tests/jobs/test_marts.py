@@ -71,6 +71,16 @@ def test_popularity_fact_pivots_types_and_ranks_percentiles(spark) -> None:
     assert {r["snapshot_date"] for r in rows.values()} == {DAY}
 
 
+def test_the_fact_counts_repeated_and_unchecked_staging_keys_per_game(spark) -> None:
+    facts = marts.popularity_fact(popularity(spark, (1, 1, 0.5), (1, 2, 0.1), (2, 1, 0.7), (2, 1, 0.8),
+                                             (2, 0, 0.1), (2, 62, 0.3), (3, 63, 1.0), (3, 63, 2.0), (4, -1, 0.0)),
+                                  DAY, count_key_repeats=True)
+    counts = {r["game_id"]: (r[marts.KEY_REPEATS], r[marts.KEY_UNCHECKED]) for r in facts.collect()}
+    # type 1 twice for game 2; types 0 and 62 are the ends of what one long's bits can tell apart
+    assert counts == {1: (0, 0), 2: (1, 0), 3: (0, 2), 4: (0, 1)}
+    assert marts.KEY_REPEATS not in marts.popularity_fact(popularity(spark, (1, 1, 0.5)), DAY).columns
+
+
 def test_percentiles_break_ties_by_game_id_and_skip_games_without_a_value(spark) -> None:
     facts = marts.popularity_fact(popularity(spark, (1, 1, 0.5), (2, 1, 0.5), (3, 1, None), (4, 1, 0.2),
                                              (4, 2, 0.3), (5, 99, 1.0)), DAY)

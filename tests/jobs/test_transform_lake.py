@@ -14,7 +14,7 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.datasets import DATASETS, Layer, dataset
+from jobs.datasets import DATASETS, POPULARITY_COLUMNS, Layer, dataset
 from jobs.transform import run_transform
 from pipeline.lake import LocalLake
 from tests.conftest import FAST_LIMITS, settings_for
@@ -198,6 +198,45 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
                                              rf"the partition is damaged, ingest {d3} again"):
         run_transform(spark, LocalLake(lake_dir), d3)
     assert not (lake_dir / "staging" / "games" / f"dt={d3}").exists()
+
+
+def test_a_popularity_key_repeated_across_files_keeps_its_latest_value_in_staging_and_fact(
+        spark, two_days, tmp_path: Path) -> None:
+    """The large-partition path (no ranking as written, keys counted by the fact's aggregation):
+    D3 is D2 plus a third popularity file that repeats three (game, type) keys, calculated later."""
+    import shutil
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    d3 = D2 + dt.timedelta(days=1)
+    for entity_dir in (lake_dir / "raw").iterdir():
+        shutil.copytree(entity_dir / f"dt={D2}", entity_dir / f"dt={d3}")
+    folder = lake_dir / "raw" / "popularity_primitives" / f"dt={d3}"
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    first = [json.loads(line) for line in (folder / manifest["files"][0]["name"]).read_text().splitlines()[:3]]
+    later = [{**r, "id": 10_000_000 + i, "value": 1000.0 + i, "calculated_at": r["calculated_at"] + 60}
+             for i, r in enumerate(first)]
+    data = "".join(json.dumps(r) + "\n" for r in later).encode()
+    (folder / "part-99999.jsonl").write_bytes(data)
+    manifest["files"].append({"name": "part-99999.jsonl", "records": 3, "bytes": len(data),
+                              "sha256": hashlib.sha256(data).hexdigest()})
+    manifest["records"] += 3
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+
+    report = run_transform(spark, LocalLake(lake_dir), d3, rank_at_once_below=0)
+
+    assert report["entities"]["popularity_primitives"] == {
+        "raw_lines": manifest["records"], "quarantined": 0, "valid": manifest["records"],
+        "staged": manifest["records"] - 3, "collapsed": 3}
+    staged = {(r["game_id"], r["popularity_type"]): r["value"]
+              for r in _rows(spark, lake_dir, Layer.STAGING, "popularity_primitives", d3)}
+    before = {(r["game_id"], r["popularity_type"]): r["value"]
+              for r in _rows(spark, lake_dir, Layer.STAGING, "popularity_primitives", D2)}
+    assert staged == before | {(r["game_id"], r["popularity_type"]): r["value"] for r in later}
+    facts = {r["game_id"]: r for r in _rows(spark, lake_dir, Layer.MARTS, "fct_game_popularity", d3)}
+    for r in later:
+        assert facts[r["game_id"]][POPULARITY_COLUMNS[r["popularity_type"]]] == r["value"]
+    assert report["rows"]["fct_game_popularity"] == len({game for game, _ in staged})
 
 
 def test_a_missing_or_damaged_raw_partition_stops_with_a_clear_error(spark, two_days, tmp_path: Path) -> None:
