@@ -30,7 +30,7 @@ PostgreSQL: DATABASE_URL (schema bench_daily, dropped first), else pgserver's, s
 temporary folder and deleted after; its start-up is not timed (production uses RDS). Between D
 and D+1 the tables D loaded are vacuumed and analysed, untimed (`settle_database`): a day
 separates the two runs in production, long enough for autovacuum to finish with D's 5M rows;
-here it would otherwise run during D+1's timed run, on the same 2 cores (13 s of CPU).
+here it would otherwise wake up during D+1's timed run, on the same 2 cores.
 """
 
 from __future__ import annotations

@@ -137,8 +137,10 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
     counts = EntityCounts(lines, rejected, lines - rejected, written)
     if not ranked_at_once and count_keys and distinct_keys(spark, target, lake, day) != written:
         return restage_latest(spark, lake, entity, day, manifest, counts)  # it logs the counts
-    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed,
-          **({} if count_keys or ranked_at_once else {"keys": "counted downstream"}))
+    fields: dict[str, Any] = {**asdict(counts), "collapsed": counts.collapsed}
+    if not (count_keys or ranked_at_once):
+        fields["keys"] = "counted downstream"
+    event(log, f"staged {entity}", **fields)
     return counts
 
 
