@@ -212,9 +212,8 @@ def write_checked_fact(spark: SparkSession, lake: Lake, day: dt.date, manifest: 
     staging is ranked again and the fact rebuilt from it. Rows of a type the count cannot check
     (an id over 62) fall back to counting the keys."""
     entity = "popularity_primitives"
-    rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=True)
-    if ranked_as_written(manifest, rank_at_once_below):
-        return rows, staged  # ranked as it was written: its keys are unique already
+    unique = ranked_as_written(manifest, rank_at_once_below)  # then ranked as it was written: nothing to check
+    rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=not unique)
     target = DATASETS[staging_table(entity)]
     if repeats or (unchecked and distinct_keys(spark, target, lake, day) != staged.staged):
         staged = restage_latest(spark, lake, entity, day, manifest, staged)
