@@ -137,11 +137,15 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
     counts = EntityCounts(lines, rejected, lines - rejected, written)
     if not ranked_at_once and count_keys and distinct_keys(spark, target, lake, day) != written:
         return restage_latest(spark, lake, entity, day, manifest, counts)  # it logs the counts
-    fields: dict[str, Any] = {**asdict(counts), "collapsed": counts.collapsed}
-    if not (count_keys or ranked_at_once):
-        fields["keys"] = "counted downstream"
-    event(log, f"staged {entity}", **fields)
+    _log_staged(entity, counts, None if count_keys or ranked_at_once else "counted downstream")
     return counts
+
+
+def _log_staged(entity: str, counts: EntityCounts, keys: str | None = None) -> None:
+    fields: dict[str, Any] = {**asdict(counts), "collapsed": counts.collapsed}
+    if keys is not None:
+        fields["keys"] = keys  # how the key's uniqueness was settled, when not by stage_entity's own count
+    event(log, f"staged {entity}", **fields)
 
 
 def restage_latest(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict,
@@ -151,7 +155,7 @@ def restage_latest(spark: SparkSession, lake: Lake, entity: str, day: dt.date, m
     staged = write_partition(_stage(valid_records(_parse(spark, lake, entity, day, manifest)), entity, day,
                                     keys_unique=False), DATASETS[staging_table(entity)], lake, day)
     counts = EntityCounts(counts.raw_lines, counts.quarantined, counts.valid, staged)
-    event(log, f"staged {entity}", **asdict(counts), collapsed=counts.collapsed, keys="repeated: ranked")
+    _log_staged(entity, counts, "repeated: ranked")
     return counts
 
 
@@ -194,11 +198,13 @@ def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool =
     popularity staging table's key check without a job of its own."""
     popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
     fact = marts.popularity_fact(popularity, day, count_key_repeats=check_keys)
-    if not check_keys:
-        return write_partition(fact, dataset(Layer.MARTS, "fct_game_popularity"), lake, day), 0, 0
     keys = Observation()
-    fact = fact.observe(keys, F.sum(marts.KEY_REPEATS).alias("repeats"), F.sum(marts.KEY_UNCHECKED).alias("unchecked"))
+    if check_keys:
+        fact = fact.observe(keys, F.sum(marts.KEY_REPEATS).alias("repeats"),
+                            F.sum(marts.KEY_UNCHECKED).alias("unchecked"))
     rows = write_partition(fact, dataset(Layer.MARTS, "fct_game_popularity"), lake, day)  # drops the helper columns
+    if not check_keys:
+        return rows, 0, 0
     return rows, int(keys.get["repeats"] or 0), int(keys.get["unchecked"] or 0)
 
 
