@@ -9,7 +9,7 @@ import pytest
 from psycopg2 import sql
 
 from jobs.datasets import Layer, dataset
-from jobs.warehouse import ensure_schema, stage_ddl, upsert_statements
+from jobs.warehouse import SOURCE_DT, ensure_schema, stage_ddl, stage_name, upsert_statements
 
 DAY = dt.date(2026, 11, 20)
 FACT = dataset(Layer.MARTS, "fct_game_popularity")
@@ -38,6 +38,37 @@ def test_replacing_a_date_of_the_fact_uses_an_index_on_the_date(conn, pg_schema)
         cur.execute(sql.SQL("EXPLAIN ") + delete, {"day": DAY})
         plan = "\n".join(row[0] for row in cur.fetchall())
     assert "fct_game_popularity_snapshot_date_idx" in plan, plan
+
+
+def _scanned_rows(plan: dict, table: str) -> int:
+    """Rows a plan read from a table: what its scans of it returned or filtered out (the insert aside)."""
+    own = 0
+    if plan.get("Relation Name") == table and plan["Node Type"] != "ModifyTable":
+        own = sum(int(plan.get(k, 0)) for k in ("Actual Rows", "Rows Removed by Filter",
+                                                 "Rows Removed by Index Recheck"))
+    return own + sum(_scanned_rows(child, table) for child in plan.get("Plans", []))
+
+
+def test_a_new_date_of_the_fact_is_inserted_without_reading_the_other_dates(conn, pg_schema) -> None:
+    ensure_schema(conn, pg_schema)
+    table, stage = (sql.Identifier(pg_schema, name) for name in (FACT.name, stage_name(FACT, DAY)))
+    columns = sql.SQL(", ").join(map(sql.Identifier, [*FACT.column_names, SOURCE_DT]))
+    values = sql.SQL(", ").join([sql.SQL("%(d)s::date"), sql.SQL("g")]
+                                + [sql.SQL("g / 7.0")] * (len(FACT.column_names) - 2) + [sql.SQL("%(d)s::date")])
+    rows = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM generate_series(1, 3000) g")
+    with conn, conn.cursor() as cur:
+        for back in (1, 2, 3):  # the history: three earlier dates of 3,000 games
+            cur.execute(rows.format(table, columns, values), {"d": DAY - dt.timedelta(days=back)})
+        cur.execute(stage_ddl(FACT, pg_schema, DAY))
+        cur.execute(rows.format(stage, columns, values), {"d": DAY})
+        cur.execute(sql.SQL("ANALYZE {}; ANALYZE {}").format(table, stage))
+        insert = upsert_statements(FACT, pg_schema, DAY)[1]
+        cur.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + insert, {"day": DAY})
+        [[explained]] = cur.fetchall()
+        cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE snapshot_date = %s").format(table), (DAY,))
+        assert cur.fetchone()[0] == 3000
+    # the stored history grows by a catalogue a day: a new date must not read it
+    assert _scanned_rows(explained[0]["Plan"], FACT.name) == 0, explained
 
 
 def test_an_existing_table_gets_a_missing_lookup_index(conn, pg_schema) -> None:
