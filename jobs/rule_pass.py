@@ -64,9 +64,10 @@ _TABLE = ("expect_table_row_count_to_be_between",)
 
 
 def signature(config: Any) -> str:
-    """What identifies an expectation across suites: its type and arguments (not its generated id)."""
+    """What identifies an expectation across suites: its type, arguments and meta (where a reference
+    names its target), not its generated id."""
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}
-    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
+    return json.dumps([config.type, kwargs, config.meta or {}], sort_keys=True, default=str)
 
 
 def rejected_rows(expectation: Expectation) -> Column | None:

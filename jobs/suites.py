@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -82,7 +82,25 @@ def _declared(ds: Dataset) -> Iterator[Expectation]:
                                                              f"loaded")
 
 
-def _value_rules(ds: Dataset, day: dt.date, now: dt.datetime) -> Iterator[Expectation]:
+def reference_identity(ref: References, targets: Mapping[str, str] | None = None) -> str:
+    """What a reference rule checks against: the target's files (`targets` maps a dataset to an
+    identity of its files, such as their digest), else its name. It is in the rule's `meta`, so
+    rule_pass.signature tells apart references of one column to different contents (a mart bridge
+    against the catalogue, the staging bridge it copies against D's changed games) and shares
+    those to the same files (a mart dimension published as a copy of its staging table)."""
+    return f"{(targets or {}).get(ref.target, ref.target)}.{ref.target_column}"
+
+
+def reference_rule(ref: References, targets: Mapping[str, str] | None = None) -> Expectation:
+    """Every value of the column exists in the target: the gate's orphan column is all null."""
+    return gxe.ExpectColumnValuesToBeNull(
+        column=orphan_column(ref), severity=_gx(ref.severity),
+        description=f"every {ref.column} exists in {ref.target}.{ref.target_column}",
+        meta={"references": reference_identity(ref, targets)})
+
+
+def _value_rules(ds: Dataset, day: dt.date, now: dt.datetime,
+                 targets: Mapping[str, str] | None) -> Iterator[Expectation]:
     """The declaration's own `checks` (references read the orphan_* columns the gate appends)."""
     yield gxe.ExpectColumnValuesToBeInSet(column=PARTITION, value_set=[day], severity=CRITICAL,
                                           description=f"dt is {day}")
@@ -104,14 +122,14 @@ def _value_rules(ds: Dataset, day: dt.date, now: dt.datetime) -> Iterator[Expect
                 yield gxe.ExpectColumnValuesToNotBeNull(column=column, severity=_gx(check.severity),
                                                         description=f"{column} is present")
         elif isinstance(check, References):
-            yield gxe.ExpectColumnValuesToBeNull(
-                column=orphan_column(check), severity=_gx(check.severity),
-                description=f"every {check.column} exists in {check.target}.{check.target_column}")
+            yield reference_rule(check, targets)
 
 
-def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime) -> gx.ExpectationSuite:
-    """Everything checked on one dataset's dt=D as read from its files. `now` is naive UTC."""
-    return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now)])
+def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime,
+                  targets: Mapping[str, str] | None = None) -> gx.ExpectationSuite:
+    """Everything checked on one dataset's dt=D as read from its files. `now` is naive UTC;
+    `targets` names the files of reference targets (`reference_identity`)."""
+    return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now, targets)])
 
 
 def narrowed(suite: gx.ExpectationSuite, keep: set[int]) -> gx.ExpectationSuite:

@@ -28,7 +28,7 @@ from pyspark.sql import types as T
 
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
-from jobs.datasets import MARTS, STAGING, Dataset, Layer, Severity, dataset
+from jobs.datasets import MARTS, STAGING, Dataset, Layer, References, Severity, dataset
 from jobs.io import literal_frame, written_schema
 from jobs.load_plan import partition_digest
 from jobs.rule_pass import Measure, measure_suite, signature
@@ -38,6 +38,7 @@ from jobs.suites import (
     narrowed,
     orphan_column,
     reconciliation_suite,
+    reference_rule,
     references,
 )
 from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
@@ -182,14 +183,20 @@ def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> D
     return (reader.schema(written) if written is not None else reader).parquet(lake.uri_of(partition))
 
 
-def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame]) -> DataFrame:
+def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame],
+                 settled: Collection[References] = ()) -> DataFrame:
     """The frame plus one orphan_<column> per declared reference: the value when the target lacks it.
 
     `known_ids[(target, column)]` holds the target's distinct values in a column named `_found`,
-    small enough to broadcast (at most the catalogue's game ids), so no side is shuffled.
+    small enough to broadcast (at most the catalogue's game ids), so no side is shuffled. A
+    `settled` reference (found passing on the same files against the same target files) gets an
+    all-null column of the same type instead of a join: nothing reads it but the column-set rule.
     """
     out = frame
     for i, ref in enumerate(references(ds)):
+        if ref in settled:
+            out = out.withColumn(orphan_column(ref), F.lit(None).cast(frame.schema[ref.column].dataType))
+            continue
         found = f"_found_{i}"
         known = F.broadcast(known_ids[(ref.target, ref.target_column)].withColumnRenamed("_found", found))
         out = (out.join(known, out[ref.column] == known[found], "left")
@@ -330,12 +337,17 @@ class SameFiles:
 
 
 def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: dict[tuple[str, str], DataFrame],
-                      day: dt.date, now: dt.datetime, same_files: SameFiles) -> tuple[int, list[Outcome]]:
+                      day: dt.date, now: dt.datetime, same_files: SameFiles,
+                      targets: dict[str, str]) -> tuple[int, list[Outcome]]:
     """(rows, outcomes) of one dataset's suite: one pass measures every expectation not measured on
-    the same files already, GX explains (and has the last word on) each one found failing."""
+    the same files already, GX explains (and has the last word on) each one found failing.
+    `targets` names each output's files (`reference_identity`)."""
     began = time.monotonic()
-    suite = dataset_suite(ds, day, now)
-    checked = with_orphans(frame, ds, known)
+    suite = dataset_suite(ds, day, now, targets)
+    settled = [ref for ref in references(ds)
+               if (found := same_files.measures.get(signature(reference_rule(ref, targets).configuration)))
+               and found.success]
+    checked = with_orphans(frame, ds, known, settled)
     rows, measures = measure_suite(suite, checked, keyed=frame, known=same_files.measures, rows=same_files.rows)
     same_files.rows = rows
     same_files.measures.update(zip((signature(e.configuration) for e in suite.expectations), measures, strict=True))
@@ -384,13 +396,18 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
 
         # outputs published as copies of the same files (a mart bridge or dimension of its staging
         # table) form one group: a rule they share is measured once, in the order declared
+        outputs = [ds for ds in (*STAGING, *MARTS) if ds.rel_path in frames]
+        files = dict(zip((ds.rel_path for ds in outputs), map_in_threads(
+            lambda ds: partition_digest(lake, ds, day) or ds.rel_path, outputs, VALIDATION_THREADS, "digest"),
+            strict=True))
         groups: dict[str, list[Dataset]] = {}
         for ds in ready:
-            groups.setdefault(partition_digest(lake, ds, day) or ds.rel_path, []).append(ds)
+            groups.setdefault(files[ds.rel_path], []).append(ds)
 
         def validate(members: list[Dataset]) -> list[tuple[int, list[Outcome]]]:
             same_files = SameFiles()
-            return [_validate_dataset(runner, ds, frames[ds.rel_path], known, day, now, same_files) for ds in members]
+            return [_validate_dataset(runner, ds, frames[ds.rel_path], known, day, now, same_files, files)
+                    for ds in members]
 
         with _known_ids(frames) as known:
             # largest first, so the many small ones fill the gaps at the end; GX's Python work on

@@ -101,7 +101,7 @@ def test_the_group_by_for_keys_reads_the_frame_it_is_given(spark) -> None:
     assert measures[1].unexpected_count == 2
 
 
-def test_every_declared_suite_is_measurable() -> None:
+def test_every_declared_suite_is_measurable(spark) -> None:  # a rule's predicate is a Column: it needs the session
     for ds in (*STAGING, *MARTS):
         for expectation in dataset_suite(ds, DAY, NOW).expectations:
             # raises for a rule the pass cannot measure; schema and table rules need no predicate

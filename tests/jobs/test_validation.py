@@ -125,6 +125,22 @@ def test_orphan_bridge_rows_fail_their_references(spark, clean, tmp_path: Path) 
     assert len(failed) == 2
 
 
+def test_a_bridge_published_as_a_copy_is_still_checked_against_its_own_target(spark, clean, tmp_path: Path) -> None:
+    """marts/game_platforms holds the same files as staging/game_platforms, so the rules they share
+    are measured once; their references are not shared: one names staging/games, the other the
+    catalogue. A game the catalogue lost must fail the mart's reference."""
+    lake_dir = _copy(clean, tmp_path)
+    bridge = lake_dir / "marts" / "game_platforms" / f"dt={DAY}"
+    game = int(spark.read.parquet(str(bridge)).agg(F.min("game_id")).first()[0])
+    _rewrite(spark, lake_dir, Layer.MARTS, "dim_games", lambda df: df.where(F.col("game_id") != game))
+
+    failed = _failed(_fails(spark, lake_dir, ["staging/game_platforms", "marts/game_platforms", "marts/dim_games"]))
+
+    orphans = failed[("marts/game_platforms", "every game_id exists in marts/dim_games.game_id")]
+    assert orphans["unexpected_count"] >= 1 and {s["orphan_game_id"] for s in orphans["samples"]} == {game}
+    assert set(failed) == {("marts/game_platforms", "every game_id exists in marts/dim_games.game_id")}
+
+
 def _rate_140(spark, lake_dir: Path) -> int:
     game = _first_game(spark, lake_dir)
     _rewrite(spark, lake_dir, Layer.MARTS, "dim_games",

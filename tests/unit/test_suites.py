@@ -8,6 +8,7 @@ import pytest
 
 from jobs.datasets import DATASETS, MARTS, STAGING, Between, Layer, LoadKind, References, Severity, dataset
 from jobs.fingerprint import FINGERPRINT
+from jobs.rule_pass import signature
 from jobs.suites import dataset_suite, narrowed, orphan_column, reconciliation_suite
 
 DAY = dt.date(2026, 11, 20)
@@ -75,6 +76,23 @@ def test_bridges_reference_games_and_their_dimension_in_their_own_layer() -> Non
     nulls = [e.configuration.kwargs["column"] for e in suite.expectations
              if e.expectation_type == "expect_column_values_to_be_null"]
     assert nulls == ["orphan_game_id", "orphan_platform_id"]
+
+
+def _reference_signatures(layer: Layer, targets: dict[str, str] | None) -> dict[str, str]:
+    suite = dataset_suite(dataset(layer, "game_platforms"), DAY, NOW, targets)
+    return {e.configuration.kwargs["column"]: signature(e.configuration) for e in suite.expectations
+            if e.expectation_type == "expect_column_values_to_be_null"}
+
+
+def test_a_reference_is_one_rule_across_copies_only_when_its_targets_hold_the_same_files() -> None:
+    # the gate measures a rule once for a staging table and the mart copied from it (same signature)
+    by_name = [_reference_signatures(layer, None) for layer in (Layer.STAGING, Layer.MARTS)]
+    assert set(by_name[0].values()).isdisjoint(by_name[1].values())  # different targets by name: two rules
+    files = {"staging/ref_platforms": "f1", "marts/dim_platforms": "f1",  # the dimension is a copy
+             "staging/games": "f2", "marts/dim_games": "f3"}  # D's changed games vs the whole catalogue
+    staged, served = (_reference_signatures(layer, files) for layer in (Layer.STAGING, Layer.MARTS))
+    assert staged["orphan_platform_id"] == served["orphan_platform_id"]
+    assert staged["orphan_game_id"] != served["orphan_game_id"]
 
 
 def test_every_declared_reference_targets_a_declared_column() -> None:
