@@ -134,11 +134,13 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
 SPARK_SCHEMA_KEY = "org.apache.spark.sql.parquet.row.metadata"  # where Spark's writer keeps its schema
 
 
-def written_schema(spark: SparkSession, lake: Lake, rel: str) -> T.StructType | None:
+def written_schema(spark: SparkSession, lake: Lake, rel: str, listed: Sequence[str] | None = None
+                   ) -> T.StructType | None:
     """The schema of a partition's files as Spark wrote them, read from one file's footer on the
     driver (a few milliseconds); None when the partition has no parquet file or the file was not
-    written by Spark. Spark's own inference runs a job to read that same footer."""
-    names = sorted(n for n in lake.list_files(rel) if n.endswith(".parquet"))
+    written by Spark. Spark's own inference runs a job to read that same footer. `listed`: the
+    partition's file names when the caller has just listed them (on S3 each listing is a request)."""
+    names = sorted(n for n in (lake.list_files(rel) if listed is None else listed) if n.endswith(".parquet"))
     if not names:
         return None
     jvm = spark.sparkContext._jvm

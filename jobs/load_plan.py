@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,12 +42,17 @@ class LoadPlan:
     base: dt.date | None = None  # delta: the date whose rows the table holds
 
 
+def digest_of(names: Iterable[str]) -> str | None:
+    """Identity of a partition's content from the names of the files listed in it: its data files'
+    names (not Spark's hidden `_SUCCESS` and `.crc` files). Spark names every file it writes with
+    the writing job's UUID, so a rewrite of the date always changes the digest. None: no data file."""
+    data = sorted(n for n in names if not n.startswith((".", "_")))
+    return hashlib.sha256("\n".join(data).encode()).hexdigest() if data else None
+
+
 def partition_digest(lake: Lake, ds: Dataset, day: dt.date) -> str | None:
-    """Identity of a partition's content: its data files' names. Spark names every file it writes
-    with the writing job's UUID, so a rewrite of the date always changes the digest."""
-    names = sorted(n for n in lake.list_files(ds.partition_rel_path(day.isoformat()))
-                   if not n.startswith((".", "_")))
-    return hashlib.sha256("\n".join(names).encode()).hexdigest() if names else None
+    """`digest_of` D's partition as the lake lists it now."""
+    return digest_of(lake.list_files(ds.partition_rel_path(day.isoformat())))
 
 
 def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, digest: str, mode: str = "auto"

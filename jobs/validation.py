@@ -30,7 +30,7 @@ from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs.datasets import MARTS, STAGING, Dataset, Layer, References, Severity, dataset
 from jobs.io import literal_frame, written_schema
-from jobs.load_plan import partition_digest
+from jobs.load_plan import digest_of
 from jobs.rule_pass import Measure, measure_suite, signature
 from jobs.suites import (
     RECONCILIATION_KEY,
@@ -173,14 +173,32 @@ class GxRunner:
         return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
 
 
-def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> DataFrame | None:
+@dataclass(frozen=True)
+class Written:
+    """One output's dt=D as the gate reads it, from a single listing of the partition (a LIST
+    request on S3): its rows, and the digest naming its files (outputs published as copies of the
+    same files share it)."""
+
+    frame: DataFrame
+    digest: str
+
+
+def read_written(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> Written | None:
     """D's files as written, with the dt column from the path; None when the partition is missing."""
     partition = ds.partition_rel_path(day.isoformat())
-    if not lake.list_files(partition):
+    listed = lake.list_files(partition)
+    if not listed:
         return None
     reader = spark.read.option("basePath", lake.uri_of(ds.rel_path))
-    written = written_schema(spark, lake, partition)  # the footer's schema, without Spark's inference job
-    return (reader.schema(written) if written is not None else reader).parquet(lake.uri_of(partition))
+    written = written_schema(spark, lake, partition, listed)  # the footer's schema, without Spark's inference job
+    frame = (reader.schema(written) if written is not None else reader).parquet(lake.uri_of(partition))
+    return Written(frame, digest_of(listed) or ds.rel_path)
+
+
+def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> DataFrame | None:
+    """`read_written`'s rows alone."""
+    written = read_written(spark, lake, ds, day)
+    return written.frame if written is not None else None
 
 
 def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame],
@@ -297,11 +315,11 @@ def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[
     return literal_frame(spark, rows, RECONCILIATION_SCHEMA)
 
 
-def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, DataFrame | None]:
-    """Every staging table and mart of D (None when missing), footers read in parallel."""
+def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, Written | None]:
+    """Every staging table and mart of D (None when missing), listed and footers read in parallel."""
     outputs = (*STAGING, *MARTS)
-    frames = map_in_threads(lambda ds: read_output(spark, lake, ds, day), outputs, VALIDATION_THREADS, "read")
-    return {ds.rel_path: frame for ds, frame in zip(outputs, frames, strict=True)}
+    read = map_in_threads(lambda ds: read_written(spark, lake, ds, day), outputs, VALIDATION_THREADS, "read")
+    return {ds.rel_path: written for ds, written in zip(outputs, read, strict=True)}
 
 
 @contextmanager
@@ -388,7 +406,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         report = transform_report(lake, day)
         runner = GxRunner()
         read = _read_outputs(spark, lake, day)
-        frames = {name: frame for name, frame in read.items() if frame is not None}
+        frames = {name: written.frame for name, written in read.items() if written is not None}
         event(log, "read the outputs' schemas", outputs=len(frames), seconds=round(time.monotonic() - started, 2))
         # a dataset whose partition (or a reference target's) is missing cannot run its suite
         ready = [ds for ds in selected
@@ -396,10 +414,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
 
         # outputs published as copies of the same files (a mart bridge or dimension of its staging
         # table) form one group: a rule they share is measured once, in the order declared
-        outputs = [ds for ds in (*STAGING, *MARTS) if ds.rel_path in frames]
-        files = dict(zip((ds.rel_path for ds in outputs), map_in_threads(
-            lambda ds: partition_digest(lake, ds, day) or ds.rel_path, outputs, VALIDATION_THREADS, "digest"),
-            strict=True))
+        files = {name: written.digest for name, written in read.items() if written is not None}
         groups: dict[str, list[Dataset]] = {}
         for ds in ready:
             groups.setdefault(files[ds.rel_path], []).append(ds)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -87,6 +88,29 @@ def test_clean_outputs_pass_every_expectation(clean) -> None:
     report = clean["lake"] / "reports" / "validation" / f"dt={DAY}"
     assert json.loads((report / "summary.json").read_text())["passed"] is True
     assert "PASSED" in (report / "index.html").read_text()
+
+
+class ListingCountingLake(LocalLake):
+    """The real local lake, counting how often each folder is listed: on S3 each is a LIST request."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.listed: Counter[str] = Counter()
+
+    def list_files(self, rel: str) -> list[str]:
+        self.listed[rel] += 1
+        return super().list_files(rel)
+
+
+def test_the_gate_lists_each_partition_once(spark, clean, tmp_path: Path) -> None:
+    """The gate needs each output's file names three times (is it there, its footer, the digest
+    that groups copies): one listing serves all three, so a gate on S3 makes one LIST an output."""
+    lake = ListingCountingLake(_copy(clean, tmp_path))
+    summary = run_validation(spark, lake, DAY, "listing")
+    assert summary["passed"]
+    outputs = {ds.partition_rel_path(DAY.isoformat()) for ds in (*STAGING, *MARTS)}
+    assert outputs <= set(lake.listed)
+    assert {rel: n for rel, n in lake.listed.items() if n > 1} == {}
 
 
 def test_duplicate_ids_fail_the_primary_key(spark, clean, tmp_path: Path) -> None:
