@@ -79,12 +79,14 @@ def read_raw_lines(spark: SparkSession, lake: Lake, entity: str, day: dt.date, m
     return lines
 
 
-def conform(df: DataFrame, ds: Dataset) -> DataFrame:
-    """Exactly the declared columns, in order, with the declared types; a missing column is a bug."""
-    missing = [c for c in ds.column_names if c not in df.columns]
+def conform(df: DataFrame, ds: Dataset, columns: Sequence[tuple[str, T.DataType, bool]] | None = None) -> DataFrame:
+    """Exactly the declared columns (or `columns`, e.g. the file columns), in order, with their
+    types; a missing column is a bug."""
+    columns = ds.columns if columns is None else columns
+    missing = [n for n, _, _ in columns if n not in df.columns]
     if missing:
         raise TransformError(f"{ds.rel_path}: the transform did not produce column(s) {', '.join(missing)}")
-    return df.select([F.col(n).cast(t).alias(n) for n, t, _ in ds.columns])
+    return df.select([F.col(n).cast(t).alias(n) for n, t, _ in columns])
 
 
 def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, empty: bool = False) -> int:
@@ -96,8 +98,10 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, empty:
     which would leave the old rows of D in place, so D's folder is replaced by a schema-only
     file. `empty=True` (the caller knows there is no row) does that without running Spark.
     """
-    out = conform(df, ds)
-    if ds.fingerprinted:
+    # rows may carry their fingerprint already (the catalogue's unchanged rows keep the stored one)
+    carried = ds.fingerprinted and FINGERPRINT in df.columns
+    out = conform(df, ds, ds.file_columns if carried else None)
+    if ds.fingerprinted and not carried:
         out = with_fingerprint(out)
     partition = ds.partition_rel_path(day.isoformat())
     rows = 0
@@ -156,17 +160,28 @@ def written_schema(spark: SparkSession, lake: Lake, rel: str, listed: Sequence[s
     return T.StructType.fromJson(json.loads(text)) if text else None
 
 
+def _shape(schema: T.StructType) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in schema.fields]
+
+
+def stored_rows(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame | None:
+    """D's rows of a `fingerprinted` dataset as its files hold them, FINGERPRINT included, when the
+    files have exactly the file columns declared now (names and types); None otherwise (no such
+    partition, a date written before the fingerprint was stored, or before a column was added)."""
+    rel = ds.partition_rel_path(day.isoformat())
+    written = written_schema(spark, lake, rel) if ds.fingerprinted else None
+    if written is None or _shape(written) != _shape(ds.file_schema):
+        return None
+    return spark.read.schema(ds.file_schema).parquet(lake.uri_of(rel))
+
+
 def read_fingerprinted(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:
     """One date of a dataset with its declared columns plus FINGERPRINT: the stored one when its files
     have it (selecting the key and the fingerprint then reads 16 bytes a row), else computed from the
     rows (a dataset not declared `fingerprinted`, or a date written before it was)."""
-    rows = read_partition(spark, ds, lake, day)
-    if ds.fingerprinted:
-        uri = lake.uri_of(ds.partition_rel_path(day.isoformat()))
-        written = written_schema(spark, lake, ds.partition_rel_path(day.isoformat()))
-        if written is not None and FINGERPRINT in written.names:
-            return spark.read.schema(ds.file_schema).parquet(uri)
-    return with_fingerprint(rows)
+    rows = read_partition(spark, ds, lake, day)  # a missing date is an error
+    stored = stored_rows(spark, ds, lake, day)
+    return stored if stored is not None else with_fingerprint(rows)
 
 
 def copy_partition(source: Dataset, target: Dataset, lake: Lake, day: dt.date, rows: int) -> int:

@@ -7,7 +7,7 @@ date produces the same rows in the same ranks.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -28,26 +28,28 @@ GEM_MIN_VOTES = 5
 GEM_MAX_VISITS_PCT = 0.5
 
 
-def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh: bool) -> DataFrame:
+def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh: bool,
+                    columns: Sequence[str] = GAME_COLUMN_NAMES) -> DataFrame:
     """The catalogue as of D: the previous catalogue with D's changed games, latest updated_at wins.
 
     A full refresh of D is the whole catalogue on its own (games gone from IGDB disappear).
     On equal updated_at the change of D wins over the previous catalogue. Both sides hold one
     row per game_id; each is filtered by the other's (game_id, updated_at) pairs, so only those
     narrow pairs move (a day changes a few thousand of the 350k wide rows: ranking their union
-    would shuffle them all).
+    would shuffle them all). `columns`: what both sides hold and the result keeps (the staged
+    game columns, or whole catalogue rows with their names and fingerprints).
     """
-    changes = changes.select(*GAME_COLUMN_NAMES)
+    changes = changes.select(*columns)
     if full_refresh or previous is None:
         return changes
-    previous = previous.select(*GAME_COLUMN_NAMES)
+    previous = previous.select(*columns)
     changed_at = changes.select("game_id", F.col("updated_at").alias("_changed_at"))
     kept_at = previous.select("game_id", F.col("updated_at").alias("_kept_at"))
     still_newest = (previous.join(changed_at, "game_id", "left")
                     .where(F.col("_changed_at").isNull() | (F.col("updated_at") > F.col("_changed_at"))))
     newer = (changes.join(kept_at, "game_id", "left")
              .where(F.col("_kept_at").isNull() | (F.col("updated_at") >= F.col("_kept_at"))))
-    return still_newest.select(*GAME_COLUMN_NAMES).unionByName(newer.select(*GAME_COLUMN_NAMES))
+    return still_newest.select(*columns).unionByName(newer.select(*columns))
 
 
 def _names(ids: Column, names: Mapping[int, str]) -> Column:

@@ -21,14 +21,17 @@ from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs import marts, staging
 from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Layer, dataset
+from jobs.fingerprint import with_fingerprint
 from jobs.io import (
     TransformError,
+    conform,
     copy_partition,
     distinct_keys,
     latest_partition_before,
     read_partition,
     read_raw_lines,
     require_manifest,
+    stored_rows,
     write_partition,
 )
 from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
@@ -178,18 +181,51 @@ def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, entity: str, 
     return copied, {r[id_column]: r["name"] for r in ref.collect() if r["name"] is not None}
 
 
+NAMES_FILE = "_names.json"  # in marts/dim_games/dt=D, beside the files: the reference names they hold
+
+
+def names_record(names: Mapping[str, Mapping[int, str]]) -> str:
+    """The reference names a catalogue was given, as text that is equal exactly when the names are."""
+    return json.dumps({entity: {str(i): name for i, name in sorted(ids.items())} for entity, ids in names.items()},
+                      sort_keys=True, ensure_ascii=False)
+
+
+def kept_catalogue(spark: SparkSession, lake: Lake, day: dt.date, names: Mapping[str, Mapping[int, str]]
+                   ) -> DataFrame | None:
+    """dim_games of `day` with its names and fingerprints as stored, when they are still right: the
+    names file beside them (written after the files, removed with them on a rewrite) records the
+    same names, and the files hold today's file columns. None: they must be computed again."""
+    dim_games = dataset(Layer.MARTS, "dim_games")
+    if lake.read_text(f"{dim_games.partition_rel_path(day.isoformat())}/{NAMES_FILE}") != names_record(names):
+        return None
+    return stored_rows(spark, dim_games, lake, day)
+
+
 def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool,
                     names: dict[str, dict[int, str]]) -> int:
-    """dim_games of D: the latest earlier catalogue with D's changed games, names resolved."""
+    """dim_games of D: the latest earlier catalogue with D's changed games, names resolved.
+
+    On a usual day the reference names are those of the day before, so the earlier catalogue's
+    rows keep the names and fingerprints they have, and only D's changed games (a few thousand of
+    350k) are given theirs; when a name changed, every row is given its names again."""
     dim_games = dataset(Layer.MARTS, "dim_games")
     changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
     before = latest_partition_before(lake, dim_games, day)
     if before is None and not full_refresh:
         event(log, "no earlier dim_games: the catalogue holds only this date's changed games; "
                    "run a full refresh to rebuild it", logging.WARNING)
-    previous = read_partition(spark, dim_games, lake, before) if before and not full_refresh else None
-    catalogue = marts.resolve_names(marts.merge_catalogue(previous, changes, full_refresh), names)
-    return write_partition(catalogue, dim_games, lake, day)
+    kept = kept_catalogue(spark, lake, before, names) if before and not full_refresh else None
+    if kept is not None:
+        changed = with_fingerprint(conform(marts.resolve_names(changes, names), dim_games))
+        catalogue = marts.merge_catalogue(kept, changed, False, dim_games.file_column_names)
+    else:
+        previous = read_partition(spark, dim_games, lake, before) if before and not full_refresh else None
+        catalogue = marts.resolve_names(marts.merge_catalogue(previous, changes, full_refresh), names)
+    rows = write_partition(catalogue, dim_games, lake, day)
+    lake.write_text(f"{dim_games.partition_rel_path(day.isoformat())}/{NAMES_FILE}", names_record(names))
+    event(log, "dim_games: names " + (f"kept from dt={before} for its unchanged rows" if kept is not None
+                                      else "given to every row"), rows=rows)
+    return rows
 
 
 def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool = False) -> tuple[int, int, int]:

@@ -5,22 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.datasets import DATASETS, POPULARITY_COLUMNS, Layer, dataset
-from jobs.transform import run_transform
+from jobs.datasets import BRIDGES, DATASETS, POPULARITY_COLUMNS, REFERENCE_COLUMNS, Layer, dataset
+from jobs.fingerprint import with_fingerprint
+from jobs.io import conform, read_partition
+from jobs.marts import merge_catalogue, resolve_names
+from jobs.transform import NAMES_FILE, kept_catalogue, run_transform, write_catalogue
 from pipeline.lake import LocalLake
 from tests.conftest import FAST_LIMITS, settings_for
 
 D1 = dt.date(2026, 11, 19)
 D2 = dt.date(2026, 11, 20)
+CATALOGUE = dataset(Layer.MARTS, "dim_games")
 
 
 def _files_of(lake: Path, day: dt.date) -> dict[str, str]:
@@ -121,6 +129,84 @@ def test_marketing_marts_have_rows_and_unique_ranks(spark, two_days) -> None:
         assert sorted(r["rank"] for r in rows) == list(range(1, len(rows) + 1)), name
         assert len({r["game_id"] for r in rows}) == len(rows), name
         assert {r["snapshot_date"] for r in rows} == {D2}
+
+
+def _names(spark, lake: LocalLake, day: dt.date) -> dict[str, dict[int, str]]:
+    """The reference names the catalogue of `day` resolves, as the transform collects them."""
+    out = {}
+    for _, entity, _, _ in BRIDGES:
+        id_column = REFERENCE_COLUMNS[entity][0][0]
+        rows = read_partition(spark, dataset(Layer.STAGING, f"ref_{entity}"), lake, day).collect()
+        out[entity] = {r[id_column]: r["name"] for r in rows if r["name"] is not None}
+    return out
+
+
+def _catalogue(spark, lake_dir: Path, day: dt.date) -> DataFrame:
+    """dim_games of `day` as its files hold it, fingerprints included."""
+    return spark.read.schema(CATALOGUE.file_schema).parquet(str(lake_dir / CATALOGUE.partition_rel_path(str(day))))
+
+
+def _catalogue_from_scratch(spark, lake: LocalLake, names: dict[str, dict[int, str]]) -> DataFrame:
+    """dim_games of D2 with every row given its names and fingerprint again: what reuse must equal."""
+    previous = read_partition(spark, CATALOGUE, lake, D1)
+    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, D2)
+    return with_fingerprint(conform(resolve_names(merge_catalogue(previous, changes, False), names), CATALOGUE))
+
+
+def _stamp_genre_names(spark, lake_dir: Path, game: int, tmp_path: Path) -> None:
+    """Rewrite D1's catalogue with a sentinel genre name for one game, names file kept: only a
+    catalogue that keeps its stored names carries the sentinel on."""
+    folder = lake_dir / CATALOGUE.partition_rel_path(str(D1))
+    names_file = (folder / NAMES_FILE).read_text()
+    stamped = _catalogue(spark, lake_dir, D1).withColumn(
+        "genre_names", F.when(F.col("game_id") == game, F.array(F.lit("sentinel"))).otherwise(F.col("genre_names")))
+    stamped.write.parquet(str(tmp_path / "stamped"))
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "stamped", folder)
+    (folder / NAMES_FILE).write_text(names_file)
+
+
+def test_unchanged_catalogue_rows_keep_their_names_and_fingerprints_while_the_names_stay(
+        spark, two_days, tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    lake = LocalLake(lake_dir)
+    names = _names(spark, lake, D2)
+    assert names == _names(spark, lake, D1)  # a quiet day: the sandbox renamed nothing
+    assert kept_catalogue(spark, lake, D1, names) is not None
+    # what the transform wrote for D2 (keeping D1's rows' names) equals naming every row again
+    assert_df_equality(_catalogue(spark, lake_dir, D2), _catalogue_from_scratch(spark, lake, names),
+                       ignore_row_order=True, ignore_nullable=True)
+    changed = {r["game_id"] for r in read_partition(spark, dataset(Layer.STAGING, "games"), lake, D2).collect()}
+    game = next(r["game_id"] for r in _catalogue(spark, lake_dir, D1).orderBy("game_id").collect()
+                if r["game_id"] not in changed and r["genre_ids"])
+    _stamp_genre_names(spark, lake_dir, game, tmp_path)
+    write_catalogue(spark, lake, D2, False, names)
+    [row] = _catalogue(spark, lake_dir, D2).where(F.col("game_id") == game).collect()
+    assert row["genre_names"] == ["sentinel"]  # kept as stored, not looked up again
+
+
+def test_a_renamed_reference_gives_every_catalogue_row_its_names_again(spark, two_days, tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    lake = LocalLake(lake_dir)
+    names = _names(spark, lake, D2)
+    genre = min(names["genres"])
+    renamed = {**names, "genres": {**names["genres"], genre: "Renamed Überspiel"}}
+    changed = {r["game_id"] for r in read_partition(spark, dataset(Layer.STAGING, "games"), lake, D2).collect()}
+    game = next(r["game_id"] for r in _catalogue(spark, lake_dir, D1).orderBy("game_id").collect()
+                if r["game_id"] not in changed and genre in r["genre_ids"])
+    _stamp_genre_names(spark, lake_dir, game, tmp_path)
+    assert kept_catalogue(spark, lake, D1, renamed) is None
+    expected = _catalogue_from_scratch(spark, lake, renamed).collect()  # before D2's files are replaced
+    write_catalogue(spark, lake, D2, False, renamed)
+    written = _catalogue(spark, lake_dir, D2)
+    assert_df_equality(written, spark.createDataFrame(expected, CATALOGUE.file_schema), ignore_row_order=True,
+                       ignore_nullable=True)
+    [row] = written.where(F.col("game_id") == game).collect()
+    assert "Renamed Überspiel" in row["genre_names"] and "sentinel" not in row["genre_names"]
+    # the names file moves with the files: D2's now records the renamed genre
+    assert kept_catalogue(spark, lake, D2, renamed) is not None and kept_catalogue(spark, lake, D2, names) is None
 
 
 def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_path: Path) -> None:
