@@ -54,8 +54,10 @@ def lookup_indexes(ds: Dataset) -> dict[str, str]:
     """Index name -> column, for the lookups a load makes that the primary key cannot serve.
 
     Bridges are replaced per parent (the key starts with the parent, but say so); a date's
-    snapshot is replaced by date, and `fct_game_popularity`'s key starts with the game: without
-    an index on the date, every daily load would scan the whole, ever-growing history.
+    snapshot is replaced by date: a time series whose key did not start with the date would need
+    an index on it, or every daily load would scan the whole, ever-growing history. The declared
+    ones all start with it (a table created with `fct_game_popularity`'s earlier key, game first,
+    keeps the date index it was given).
     """
     columns = [ds.parent_key] if ds.parent_key else []
     if ds.load is LoadKind.REPLACE_DATE and ds.key[0] != SNAPSHOT_DATE:
