@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
-        reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-report load package \
+        reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-fact-history bench-report load package \
         emr-run docker-build docker-run docker-config clean
 
 help: ## list the targets
@@ -93,6 +93,9 @@ bench-load: $(STAMP) ## upsert of 350k dim_games + bridges vs plain COPY, and a 
 
 bench-daily: $(STAMP) ## daily incremental run end to end: 2k changed games on a 350k catalogue (goal <= 90 s)
 	$(BIN)/python -m bench.bench_daily
+
+bench-fact-history: $(STAMP) ## a new day of the popularity fact in PostgreSQL after 15 stored: date-first key vs game-first
+	$(BIN)/python -m bench.bench_fact_history
 
 bench: bench-ingest bench-transform bench-validate bench-load bench-daily ## every benchmark, then bench/REPORT.md + report.png
 	$(BIN)/python -m bench.report
