@@ -65,7 +65,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check pipeline ingestion jobs tests bench reliability
 
 typecheck: $(STAMP) ## mypy
-	$(BIN)/mypy pipeline ingestion jobs reliability
+	$(BIN)/mypy pipeline ingestion jobs reliability bench
 
 reliability: $(STAMP) ## the pipeline under faults, one PASS/FAIL line per scenario (about 45 min; ARGS="--only secrets")
 	$(BIN)/python -m reliability $(ARGS)

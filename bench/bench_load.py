@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import shutil
 import subprocess
@@ -99,7 +100,8 @@ def main() -> None:
                     statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
                         sql.Identifier("bench_copy"), sql.Identifier(ds.name), columns).as_string(conn)
                     frame = copy_lines(read_partition(spark, ds, lake, DAY).withColumn(SOURCE_DT, F.lit(DAY)))
-                    frame.rdd.mapPartitions(lambda it, s=statement: copy_text_partition(it, url, s)).collect()
+                    send = functools.partial(copy_text_partition, url=url, statement=statement)
+                    frame.rdd.mapPartitions(send).collect()
                 copy_seconds = time.monotonic() - t0
 
                 ensure_schema(conn, "bench_load")

@@ -51,6 +51,14 @@ def _ids(field: str) -> str:
     return f"coalesce(list_sort(list_distinct(list_filter({field}, lambda x: x IS NOT NULL))), [])"
 
 
+def _copied(con: duckdb.DuckDBPyConnection, statement: str) -> int:
+    """Run a COPY ... TO statement; the rows it wrote (DuckDB answers a COPY with its row count)."""
+    found = con.execute(statement).fetchone()
+    if found is None:
+        raise RuntimeError(f"DuckDB gave no row count for: {statement[:80]}")
+    return int(found[0])
+
+
 def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
     """Do the whole transform for `day`; row counts of the outputs."""
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +80,7 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
         FROM {_read(raw, 'games', day, _GAMES)}
         WHERE id IS NOT NULL AND id > 0 AND updated_at IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1""")
-    counts = {"games": con.execute(f"COPY games TO '{out}/staging_games.parquet' (FORMAT parquet)").fetchone()[0]}
+    counts = {"games": _copied(con, f"COPY games TO '{out}/staging_games.parquet' (FORMAT parquet)")}
 
     for entity, columns in REFERENCE_COLUMNS.items():
         raw_cols = _REFERENCE.get(entity, _NAMED)
@@ -87,8 +95,8 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
 
     for table, _entity, id_col, _ in BRIDGES:
         stem = id_col.removesuffix("_id")
-        counts[table] = con.execute(f"""COPY (SELECT game_id, unnest({stem}_ids) AS {id_col} FROM games)
-            TO '{out}/{table}.parquet' (FORMAT parquet)""").fetchone()[0]
+        counts[table] = _copied(con, f"""COPY (SELECT game_id, unnest({stem}_ids) AS {id_col} FROM games)
+            TO '{out}/{table}.parquet' (FORMAT parquet)""")
 
     names = ", ".join(
         f"list_filter(list_transform(g.{id_col.removesuffix('_id')}_ids, lambda x: m{i}.m[x]), "
@@ -97,7 +105,7 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
     maps = ", ".join(f"(SELECT map(list({id_col}), list(name)) AS m FROM ref_{entity}) m{i}"
                      for i, (_, entity, id_col, _) in enumerate(BRIDGES))
     con.execute(f"CREATE TABLE dim_games AS SELECT g.*, {names} FROM games g, {maps}")
-    counts["dim_games"] = con.execute(f"COPY dim_games TO '{out}/dim_games.parquet' (FORMAT parquet)").fetchone()[0]
+    counts["dim_games"] = _copied(con, f"COPY dim_games TO '{out}/dim_games.parquet' (FORMAT parquet)")
 
     pivot = ", ".join(f"max(value) FILTER (WHERE popularity_type = {t}) AS {c}" for t, c in POPULARITY_COLUMNS.items())
     pct = ", ".join(f"CASE WHEN {c} IS NOT NULL THEN percent_rank() OVER (PARTITION BY {c} IS NULL "
@@ -110,13 +118,13 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
         WHERE id IS NOT NULL AND game_id IS NOT NULL AND popularity_type IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY game_id, popularity_type
                                    ORDER BY calculated_at DESC, updated_at DESC, id DESC) = 1""")
-    counts["popularity_primitives"] = con.execute(
-        f"COPY pop TO '{out}/staging_popularity_primitives.parquet' (FORMAT parquet)").fetchone()[0]
+    counts["popularity_primitives"] = _copied(con,
+        f"COPY pop TO '{out}/staging_popularity_primitives.parquet' (FORMAT parquet)")
     con.execute(f"""CREATE TABLE fct AS
         WITH wide AS (SELECT game_id, {pivot} FROM pop GROUP BY game_id)
         SELECT {d} AS snapshot_date, *, {pct} FROM wide""")
-    counts["fct_game_popularity"] = con.execute(
-        f"COPY fct TO '{out}/fct_game_popularity.parquet' (FORMAT parquet)").fetchone()[0]
+    counts["fct_game_popularity"] = _copied(con,
+        f"COPY fct TO '{out}/fct_game_popularity.parquet' (FORMAT parquet)")
 
     mean = "(SELECT avg(total_rating) FROM dim_games WHERE total_rating IS NOT NULL AND total_rating_count > 0)"
     weighted = f"(total_rating_count * total_rating + {PRIOR_VOTES} * {mean}) / (total_rating_count + {PRIOR_VOTES})"
@@ -146,7 +154,7 @@ def run(raw: Path, out: Path, day: dt.date, threads: int = 2) -> dict[str, int]:
             ORDER BY weighted_rating DESC, g.total_rating_count DESC, g.game_id""",
     }
     for name, query in marts.items():
-        counts[name] = con.execute(f"""COPY (SELECT {d} AS snapshot_date, row_number() OVER () AS rank, *
-            FROM ({query} LIMIT 100)) TO '{out}/{name}.parquet' (FORMAT parquet)""").fetchone()[0]
+        counts[name] = _copied(con, f"""COPY (SELECT {d} AS snapshot_date, row_number() OVER () AS rank, *
+            FROM ({query} LIMIT 100)) TO '{out}/{name}.parquet' (FORMAT parquet)""")
     con.close()
     return counts
