@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import CLI, OUT, write_result
+from bench.common import CLI, OUT, bench_database, write_result
 from bench.raw_lake import cached_raw_lake, write_entity, write_reference
 from ingestion.entities import LandingMode
 from ingestion.sandbox.generator import GeneratorSpec, iter_popularity_primitives
@@ -272,14 +272,7 @@ def main() -> None:
         lake = Path(tmp) / "lake"
         link_tree(raw / "raw", lake / "raw")
         link_tree(next_raw / "raw", lake / "raw")
-        server = None
-        url = os.environ.get("DATABASE_URL")
-        if not url:
-            import pgserver
-
-            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
-            url = str(server.get_uri())
-        try:
+        with bench_database(Path(tmp)) as url:
             fresh_schema(url)
             env = run_env(url, Path(tmp) / "data")
             full_wall, full_steps = timed_run(DAY, lake, env, args.driver_memory)
@@ -290,9 +283,6 @@ def main() -> None:
             load_marts = check_lake(lake, counts["games"], expect)
             changed_rows = {name: m["changed"] for name, m in load_marts.items()}
             check_database(url, counts["games"], expect)
-        finally:
-            if server is not None:
-                server.cleanup()
 
     ingest = ingest_pages(next_raw, NEXT)
     ratio = daily_wall / full_wall

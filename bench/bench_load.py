@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import CLI, OUT, write_result
+from bench.common import CLI, OUT, bench_database, write_result
 from bench.raw_lake import cached_raw_lake
 
 DAY = dt.date(2026, 11, 20)
@@ -68,18 +67,11 @@ def main() -> None:
     from pipeline.lake import LocalLake
 
     lake_dir = cached_marts(args.games)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
         lake_copy = Path(tmp) / "lake"
         for table in TABLES:
             shutil.copytree(lake_dir / "marts" / table, lake_copy / "marts" / table)
         lake = LocalLake(lake_copy)
-        server = None
-        url = os.environ.get("DATABASE_URL")
-        if not url:
-            import pgserver
-
-            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
-            url = str(server.get_uri())
         spark = build_session("bench-load", "local[2]", 2, "6g")
         marts = [dataset(Layer.MARTS, t) for t in TABLES]
         try:
@@ -149,8 +141,6 @@ def main() -> None:
                 rerun_seconds = time.monotonic() - t0
         finally:
             spark.stop()
-            if server is not None:
-                server.cleanup()
 
     ratio = (total / upsert_seconds) / (total / copy_seconds)
     result = {

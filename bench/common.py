@@ -47,6 +47,23 @@ def sandbox_env(info: dict[str, Any], **extra: str) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def bench_database(folder: Path) -> Iterator[str]:
+    """The URL of the PostgreSQL a benchmark uses: DATABASE_URL, else a pgserver started under
+    `folder` for the benchmark alone and deleted after it."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """bench/out/<name>.json, stamped with when it was measured (the report shows it per row)."""
     OUT.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from bench.bench_fact_history import fill_fact, make_game_first
 from jobs.datasets import Layer, dataset
-from jobs.warehouse import SOURCE_DT, ensure_schema, stage_ddl, stage_name, upsert_statements
+from jobs.warehouse import ensure_schema, stage_ddl, stage_name, upsert_statements
 
 DAY = dt.date(2026, 11, 20)
 FACT = dataset(Layer.MARTS, "fct_game_popularity")
@@ -57,12 +58,8 @@ def _scanned_rows(plan: dict, table: str) -> int:
 
 
 def _fill(cur, table: sql.Composable, day: dt.date, games: int = 3000, scale: float = 7.0) -> None:
-    """`games` rows of the fact's columns for `day` into `table` (the fact or its staging table)."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, [*FACT.column_names, SOURCE_DT]))
-    values = sql.SQL(", ").join([sql.SQL("%(d)s::date"), sql.SQL("g")]
-                                + [sql.SQL("g / %(scale)s")] * (len(FACT.column_names) - 2) + [sql.SQL("%(d)s::date")])
-    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM generate_series(1, %(games)s) g").format(
-        table, columns, values), {"d": day, "games": games, "scale": scale})
+    """`games` rows of the fact for `day` into `table`, every measure g / scale for game g."""
+    fill_fact(cur, table, day, games, sql.SQL("g / {}").format(sql.Literal(scale)))
 
 
 def test_a_new_date_of_the_fact_is_inserted_without_reading_the_other_dates(conn, pg_schema) -> None:
@@ -89,9 +86,7 @@ def test_a_fact_table_made_with_the_game_first_key_keeps_loading(conn, pg_schema
     ensure_schema(conn, pg_schema)
     table, stage = (sql.Identifier(pg_schema, name) for name in (FACT.name, stage_name(FACT, DAY)))
     with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT fct_game_popularity_pkey, ADD PRIMARY KEY "
-                            "(game_id, snapshot_date); CREATE INDEX fct_game_popularity_snapshot_date_idx ON {} "
-                            "(snapshot_date)").format(table, table))
+        make_game_first(cur, pg_schema)
     ensure_schema(conn, pg_schema)  # a migration leaves it as it is
 
     def load(scale: float) -> int:
