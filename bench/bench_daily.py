@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import CLI, OUT, bench_database, write_result
+from bench.common import CLI, OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake, write_entity, write_reference
 from ingestion.entities import LandingMode
 from ingestion.sandbox.generator import GeneratorSpec, iter_popularity_primitives
@@ -63,7 +63,6 @@ GOAL_SECONDS = 90
 SAFETY_MARGIN = 3600  # ingest.safety_margin_seconds' default
 PAGE_SIZE, RATE = 500, 4.0  # IGDB's page size and request rate: what ingest of D+1 would need
 STEPS = ("transform", "validate", "load")
-ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "SLACK_", "DATABASE_", "PIPELINE_")
 
 
 def epoch(day: dt.date) -> int:
@@ -157,14 +156,6 @@ def ingest_pages(root: Path, day: dt.date) -> dict[str, Any]:
     for manifest in sorted((root / "raw").glob(f"*/dt={day}/_manifest.json")):
         pages += math.ceil(json.loads(manifest.read_text())["records"] / PAGE_SIZE)
     return {"pages": pages, "seconds_at_ceiling": round(pages / RATE, 1)}
-
-
-def run_env(url: str, data_dir: Path) -> dict[str, str]:
-    """The environment of the measured runs: our database and data folder, none of the caller's
-    pipeline settings (no webhook, no other lake or schema)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
-    env.update(DATABASE_URL=url, DATABASE_SCHEMA=SCHEMA, PIPELINE_DATA_DIR=str(data_dir))
-    return env
 
 
 def run_command(day: dt.date, lake: Path, driver_memory: str) -> list[str]:
@@ -274,7 +265,7 @@ def main() -> None:
         link_tree(next_raw / "raw", lake / "raw")
         with bench_database(Path(tmp)) as url:
             fresh_schema(url)
-            env = run_env(url, Path(tmp) / "data")
+            env = run_env(url, Path(tmp) / "data", SCHEMA)
             full_wall, full_steps = timed_run(DAY, lake, env, args.driver_memory)
             print(f"  baseline, D full run: {full_wall:.1f}s ({_steps_text(full_steps)})")
             settled = settle_database(url)

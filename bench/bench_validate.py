@@ -3,10 +3,14 @@
     make bench-validate             # N=350000 games (the raw lake is generated once, then cached)
     python -m bench.bench_validate --games 50000
 
-Runs `igdb-pipeline transform` and then `igdb-pipeline validate` on the same lake, each in its
-own process on local[2], and compares the steps' own times (from their reports; JVM start-up
-and the Great Expectations import shown apart). Goal: validate / transform <= 0.3 (the dbt tests
-of the pipeline this replaces took longer than its models).
+Measured as the pipeline runs the gate: `igdb-pipeline run --from-step transform --to-step
+validate` in one process on local[2], so the gate follows the transform in the same JVM, as in
+`make run`, the EMR `run` step and the daily run (dbt's tests, the figure the goal compares with,
+also run after the models in one invocation). The figures are the steps' own times from their
+reports. Then the gate again, alone, in a fresh process (`igdb-pipeline validate`: an operator
+re-checking a date), shown beside it: there the cold JVM compiles every query's code for the
+first time. Goal: validate / transform <= 0.3 (the dbt tests of the pipeline this replaces took
+longer than its models).
 """
 
 from __future__ import annotations
@@ -20,21 +24,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import CLI, OUT, write_result
+from bench.common import CLI, OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
 
 DAY = dt.date(2026, 11, 20)
 GOAL = 0.3
+SCHEMA = "bench_validate"
 
 
-def _step(name: str, lake: Path, driver_memory: str) -> float:
-    """Run one step in its own process; its wall time including JVM start-up."""
+def _cli(args: list[str], lake: Path, env: dict[str, str], driver_memory: str) -> float:
+    """One `igdb-pipeline` command in its own process; its wall time including JVM start-up."""
     started = time.monotonic()
-    proc = subprocess.run([*CLI, name, "--date", str(DAY), "--lake", str(lake), "--set", "spark.master=local[2]",
-                           "--set", f"spark.driver_memory={driver_memory}"], capture_output=True, text=True)
+    proc = subprocess.run([*CLI, *args, "--date", str(DAY), "--lake", str(lake), "--set", "spark.master=local[2]",
+                           "--set", f"spark.driver_memory={driver_memory}"], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return time.monotonic() - started
+
+
+def _seconds(lake: Path, report: str) -> dict:
+    summary: dict = json.loads((lake / f"reports/{report}/dt={DAY}/summary.json").read_text())
+    return summary
 
 
 def main() -> None:
@@ -48,24 +58,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lake = Path(tmp) / "lake"
         shutil.copytree(raw / "raw", lake / "raw")
-        transform_process = _step("transform", lake, args.driver_memory)
-        validate_process = _step("validate", lake, args.driver_memory)
-        transform = json.loads((lake / f"reports/transform/dt={DAY}/summary.json").read_text())
-        validation = json.loads((lake / f"reports/validation/dt={DAY}/summary.json").read_text())
+        with bench_database(Path(tmp)) as url:  # the steps' ledger rows, apart from the user's own
+            env = run_env(url, Path(tmp) / "data", SCHEMA)
+            run_process = _cli(["run", "--from-step", "transform", "--to-step", "validate"], lake, env,
+                               args.driver_memory)
+            transform, in_run = _seconds(lake, "transform"), _seconds(lake, "validation")
+            alone_process = _cli(["validate"], lake, env, args.driver_memory)
+            alone = _seconds(lake, "validation")
 
-    ratio = validation["seconds"] / transform["seconds"]
+    ratio = in_run["seconds"] / transform["seconds"]
     result = {
         "games": counts["games"], "popularity_rows": counts["popularity_primitives"],
-        "transform_seconds": transform["seconds"], "validate_seconds": validation["seconds"],
-        "transform_process_seconds": round(transform_process, 1),
-        "validate_process_seconds": round(validate_process, 1),
-        "expectations": validation["expectations"], "rows_validated": sum(validation["rows"].values()),
+        "transform_seconds": transform["seconds"], "validate_seconds": in_run["seconds"],
+        "run_process_seconds": round(run_process, 1),
+        "alone_validate_seconds": alone["seconds"], "alone_process_seconds": round(alone_process, 1),
+        "ratio_alone": round(alone["seconds"] / transform["seconds"], 3),
+        "expectations": in_run["expectations"], "rows_validated": sum(in_run["rows"].values()),
         "ratio_validate_over_transform": round(ratio, 3), "goal_ratio": GOAL,
     }
-    print(f"  transform: {transform['seconds']:.1f}s ({transform_process:.1f}s with JVM start-up)")
-    print(f"  validate:  {validation['seconds']:.1f}s ({validate_process:.1f}s with JVM start-up and GX import), "
-          f"{validation['expectations']} expectations over {result['rows_validated']} rows")
+    print(f"  transform: {transform['seconds']:.1f}s; then, in the same process, validate: {in_run['seconds']:.1f}s "
+          f"({run_process:.1f}s for the whole run with JVM start-up), "
+          f"{in_run['expectations']} expectations over {result['rows_validated']} rows")
     print(f"  ratio validate/transform = {ratio:.2f} (goal <= {GOAL})")
+    print(f"  validate alone in a fresh process: {alone['seconds']:.1f}s ({alone_process:.1f}s with JVM start-up and "
+          f"the GX import), ratio {result['ratio_alone']:.2f}")
     print(f"  written to {write_result('validate', result)}")
 
 

@@ -64,6 +64,17 @@ def bench_database(folder: Path) -> Iterator[str]:
         server.cleanup()
 
 
+ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "SLACK_", "DATABASE_", "PIPELINE_")
+
+
+def run_env(url: str, data_dir: Path, schema: str) -> dict[str, str]:
+    """The environment of a measured `igdb-pipeline` process: the benchmark's database, schema and
+    data folder, none of the caller's pipeline settings (no webhook, no other lake or schema)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+    env.update(DATABASE_URL=url, DATABASE_SCHEMA=schema, PIPELINE_DATA_DIR=str(data_dir))
+    return env
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """bench/out/<name>.json, stamped with when it was measured (the report shows it per row)."""
     OUT.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     steps = run.add_mutually_exclusive_group()
     steps.add_argument("--force", action="store_true", help="redo every step, even those done")
     steps.add_argument("--from-step", choices=STEPS, help="redo this step and every later one")
+    run.add_argument("--to-step", choices=STEPS,
+                     help="stop after this step: --to-step validate checks a date without loading it")
     run.set_defaults(handler=_cmd_run)
 
     backfill = sub.add_parser(
@@ -207,10 +209,14 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--until goes with --catchup")
     if args.from_step and args.catchup:
         raise ConfigError("--from-step goes with --date (catch-up resumes each date at its first step not done)")
+    if args.to_step and args.catchup:
+        raise ConfigError("--to-step goes with --date (catch-up runs each date to the end)")
+    if args.to_step and args.from_step and STEPS.index(args.from_step) > STEPS.index(args.to_step):
+        raise ConfigError(f"--from-step {args.from_step} comes after --to-step {args.to_step}: nothing would run")
     spark = _spark(settings, "run")
     if args.catchup:
         return _run_range(settings, spark, None, args.until or _yesterday(), args.force)
-    print(summary_text(run_date(settings, args.date, spark, args.force, args.from_step)))
+    print(summary_text(run_date(settings, args.date, spark, args.force, args.from_step, args.to_step)))
     return ExitCode.OK
 
 

@@ -93,13 +93,15 @@ def is_done(states: dict[str, StepState]) -> bool:
     return all(states[s].status == "done" for s in STEPS)
 
 
-def plan(states: dict[str, StepState] | None, force: bool = False, from_step: str | None = None) -> list[str]:
-    """The steps to run for a date: all (--force), from a named step, or from the first not done."""
+def plan(states: dict[str, StepState] | None, force: bool = False, from_step: str | None = None,
+         to_step: str | None = None) -> list[str]:
+    """The steps to run for a date: all (--force), from a named step, or from the first not done;
+    none after `to_step` (--to-step validate checks a date without loading it)."""
     if force:
-        return list(STEPS)
-    if from_step is not None:
-        return list(STEPS[STEPS.index(from_step):])
-    for index, step in enumerate(STEPS):
-        if states is None or states[step].status != "done":
-            return list(STEPS[index:])
-    return []
+        steps = list(STEPS)
+    elif from_step is not None:
+        steps = list(STEPS[STEPS.index(from_step):])
+    else:
+        steps = next((list(STEPS[i:]) for i, step in enumerate(STEPS)
+                      if states is None or states[step].status != "done"), [])
+    return steps if to_step is None else [s for s in steps if STEPS.index(s) <= STEPS.index(to_step)]

@@ -59,6 +59,7 @@ class DateRun:
     ran: dict[str, float] = field(default_factory=dict)  # step -> seconds
     results: dict[str, StepResult] = field(default_factory=dict)
     markers: dict[str, dict[str, Any]] = field(default_factory=dict)  # every step's done marker, after the run
+    held: list[str] = field(default_factory=list)  # steps due but not run: after --to-step
 
 
 def context(settings: Settings, day: dt.date, run_id: str, spark: SparkHandle) -> RunContext:
@@ -108,8 +109,9 @@ def date_states(settings: Settings, url: str) -> dict[dt.date, dict[str, StepSta
 
 
 def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool = False,
-             from_step: str | None = None) -> DateRun:
-    """Run D from the first step not done (or all with `force`, or from `from_step`).
+             from_step: str | None = None, to_step: str | None = None) -> DateRun:
+    """Run D from the first step not done (or all with `force`, or from `from_step`), and no
+    further than `to_step` when given.
 
     Raises StepFailed naming the step; a notification goes out either way when a webhook is set.
     """
@@ -120,10 +122,13 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
         try:
             with run_lock(ctx):
                 states = date_states(settings, ctx.database_url).get(day)
-                steps = plan(states, force, from_step)
-                skipped = [s for s in STEPS if s not in steps]
-                event(log, f"run dt={day}: " + (f"running {', '.join(steps)}" if steps else "already done")
-                      + (f" ({', '.join(skipped)} already done)" if steps and skipped else ""))
+                steps = plan(states, force, from_step, to_step)
+                outcome.held = [s for s in plan(states, force, from_step) if s not in steps]
+                skipped = [s for s in STEPS if s not in steps and s not in outcome.held]
+                event(log, f"run dt={day}: " + (f"running {', '.join(steps)}" if steps
+                                             else "nothing to run" if outcome.held else "already done")
+                      + (f" ({', '.join(skipped)} already done)" if steps and skipped else "")
+                      + (f" (not {', '.join(outcome.held)}: --to-step {to_step})" if outcome.held else ""))
                 preload_modules(steps)
                 for step in steps:
                     started = time.monotonic()
@@ -164,8 +169,10 @@ def run_dates(settings: Settings, days: list[dt.date], spark: SparkHandle, force
 def summary_text(run: DateRun) -> str:
     """The end-of-run summary: rows per table, quarantined, validation, time per step, the report."""
     markers = run.markers
-    lines = [f"igdb-pipeline dt={run.day}: done (run {run.run_id})"]
-    times = ", ".join(f"{s} {run.ran[s]:.1f}s" if s in run.ran else f"{s} already done" for s in STEPS)
+    state = f"stopped before {run.held[0]}, as asked" if run.held else "done"
+    lines = [f"igdb-pipeline dt={run.day}: {state} (run {run.run_id})"]
+    times = ", ".join(f"{s} {run.ran[s]:.1f}s" if s in run.ran else f"{s} not run" if s in run.held
+                      else f"{s} already done" for s in STEPS)
     lines.append(f"  steps: {times}")
     transform = markers.get("transform")
     if transform:

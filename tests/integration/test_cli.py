@@ -114,6 +114,9 @@ def test_ingest_without_credentials_uses_the_builtin_sandbox(tmp_path: Path) -> 
         (["run", "--date", "2026-11-20", "--catchup"], "give either --date YYYY-MM-DD or --catchup"),
         (["run", "--date", "2026-11-20", "--until", "2026-11-21"], "--until goes with --catchup"),
         (["run", "--catchup", "--from-step", "load"], "--from-step goes with --date"),
+        (["run", "--catchup", "--to-step", "validate"], "--to-step goes with --date"),
+        (["run", "--date", "2026-11-20", "--from-step", "load", "--to-step", "validate"],
+         "--from-step load comes after --to-step validate: nothing would run"),
         (["backfill", "--from", "2026-11-21", "--to", "2026-11-20"], "--to 2026-11-20 is before --from 2026-11-21"),
     ],
 )

@@ -41,6 +41,7 @@ from pipeline.runner import (
     run_date,
     run_dates,
     run_single_step,
+    summary_text,
 )
 from pipeline.status import render_status
 from pipeline.steps import STEPS, SparkHandle
@@ -163,6 +164,13 @@ def story(spark, pg_url, tmp_path_factory) -> Iterator[dict[str, Any]]:
                         .format(sql.Identifier(schema)))
             seen["dim_games"] = cur.fetchone()
         conn.close()
+
+        # D3 rebuilt and checked without loading it (--to-step validate), then loaded by a plain run
+        seen["checked"] = run_date(lenient, D3, handle, from_step="transform", to_step="validate")
+        seen["d3_after_check"] = ledger(D3)
+        seen["status_after_check"] = render_status(date_states(lenient, pg_url), D3, D3)
+        seen["after_check"] = run_date(lenient, D3, handle)
+        seen["d3_after_check_loaded"] = ledger(D3)
         yield seen
     finally:
         sandbox.stop()
@@ -229,6 +237,25 @@ def test_from_step_redoes_that_step_and_the_later_ones_only(story) -> None:
     assert after["load"][0] == "done" and after["load"][1] != before["load"][1]
 
 
+def test_to_step_stops_after_that_step_and_the_next_run_resumes_at_the_step_left(story) -> None:
+    checked = story["checked"]
+    assert list(checked.ran) == ["transform", "validate"] and checked.held == ["load"]
+    text = summary_text(checked)
+    assert f"igdb-pipeline dt={D3}: stopped before load, as asked" in text
+    assert "steps: ingest already done, transform" in text and "load not run" in text
+    assert "validation: passed" in text and "loaded into schema" not in text
+    after = story["d3_after_check"]
+    assert after["transform"][1] == after["validate"][1] == checked.run_id  # both redone by this run
+    # the load's ledger row is the older run's; its done marker went with the transform redone
+    assert after["load"] == story["d3_after_reload"]["load"]
+    row = next(line.split() for line in story["status_after_check"].splitlines() if line.startswith(str(D3)))
+    assert row[1:] == ["done", "done", "done", "stale", "no"]
+
+    resumed = story["after_check"]
+    assert list(resumed.ran) == ["load"] and resumed.held == []
+    assert story["d3_after_check_loaded"]["load"] == ("done", resumed.run_id)
+
+
 def test_status_shows_done_failed_with_reason_and_missing(story) -> None:
     before = story["status_before_catchup"].splitlines()
     row = {line[:10]: line.split() for line in before if line[:4] == "2026"}
@@ -253,7 +280,9 @@ def test_notifications_tell_success_and_the_failing_step_without_secrets(story) 
     assert any(f"dt={D3}: FAILED at step transform (exit 1)" in t and "resumes at transform" in t for t in failures)
     d1 = next(t for t in successes if f"dt={D1}" in t)
     assert "dim_games" in d1 and "validation: passed" in d1 and "steps: ingest" in d1
-    assert len(successes) == 4  # D1, D2 (catch-up), D3 (second catch-up), D3 --from-step load
+    # D1, D2 (catch-up), D3 (second catch-up), D3 --from-step load, D3 loaded after its --to-step check
+    assert len(successes) == 5
+    assert any(f"dt={D3}: stopped before load, as asked" in t for t in texts)
     assert not any("secret-hook-token" in t or "sandbox-secret" in t for t in texts)
 
 

@@ -52,6 +52,22 @@ def test_plan_resumes_at_the_first_step_not_done(states, force, from_step, expec
     assert plan(states, force, from_step) == expected
 
 
+@pytest.mark.parametrize(
+    ("states", "force", "from_step", "expected"),
+    [
+        (None, False, None, ["ingest", "transform", "validate"]),
+        (_states(ingest="done", transform="failed"), False, None, ["transform", "validate"]),
+        (_states(ingest="done", transform="done", validate="done"), False, None, []),  # only the load is due
+        (_states(ingest="done", transform="done", validate="done", load="done"), True, None,
+         ["ingest", "transform", "validate"]),
+        (_states(ingest="done", transform="done", validate="done", load="done"), False, "transform",
+         ["transform", "validate"]),
+    ],
+)
+def test_to_step_runs_nothing_after_it(states, force, from_step, expected) -> None:
+    assert plan(states, force, from_step, to_step="validate") == expected
+
+
 def test_states_need_both_the_ledger_and_the_marker() -> None:
     rows = [_row(D1, s, "done") for s in STEPS] + [_row(D2, "ingest", "done"), _row(D2, "transform", "failed", "boom")]
     markers = {s: {D1} for s in STEPS}
