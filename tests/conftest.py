@@ -66,10 +66,13 @@ def settings_for(sandbox: RunningSandbox, lake: Path | str, **extra: Any) -> Set
     return load_settings(environ=sandbox_environ(sandbox, lake, **extra))
 
 
+# the pipeline's own settings in the environment: none of the caller's reach a test's run
+PIPELINE_ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "DATABASE_", "PIPELINE_", "INGEST_")
+
+
 def cli_environ(**extra: str) -> dict[str, str]:
     """A clean environment for running `igdb-pipeline` as a subprocess."""
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "DATABASE_", "PIPELINE_", "INGEST_"))}
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_ENV_PREFIXES)}
     return {**keep, **extra}
 
 

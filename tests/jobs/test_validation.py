@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections import Counter
@@ -375,21 +376,23 @@ def test_the_html_report_shows_the_failed_expectations_in_chromium(spark, clean,
     assert "FAILED: 1 critical expectation(s) failed, the load is blocked" in dom
 
 
-def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp_path: Path, pg_url,
-                                                                 pg_schema) -> None:
+def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp_path: Path, pg_url, pg_schema,
+                                                                 monkeypatch, capsys) -> None:
+    import logging
+
+    from pipeline.cli import main
     from pipeline.ledger import read_ledger
-    from tests.conftest import CLI, cli_environ
+    from tests.conftest import CLI, PIPELINE_ENV_PREFIXES, cli_environ
 
     lake_dir = _copy(clean, tmp_path)
     _rate_140(spark, lake_dir)
+    args = ["validate", "--date", DAY.isoformat(), "--lake", str(lake_dir), "--set", "spark.shuffle_partitions=2",
+            "--only"]
 
-    def validate(*only: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, "validate", "--date", DAY.isoformat(), "--lake", str(lake_dir),
-                               "--set", "spark.shuffle_partitions=2", "--only", ",".join(only)],
-                              env=cli_environ(DATABASE_URL=pg_url, DATABASE_SCHEMA=pg_schema),
-                              capture_output=True, text=True, timeout=300)
-
-    failed = validate("marts/dim_games", "marts/mart_top_rated")
+    # the failing gate in its own process: the exit code the operator's shell sees
+    failed = subprocess.run([*CLI, *args, "marts/dim_games,marts/mart_top_rated"],
+                            env=cli_environ(DATABASE_URL=pg_url, DATABASE_SCHEMA=pg_schema),
+                            capture_output=True, text=True, timeout=300)
     assert failed.returncode == 3, failed.stderr[-2000:]
     assert "marts/dim_games: rating between 0 and 100 (1 unexpected" in failed.stderr
     assert "nothing was loaded" in failed.stderr and "index.html" in failed.stderr
@@ -400,8 +403,21 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
     [failure] = entry["details"]["failures"]
     assert failure["description"] == "rating between 0 and 100" and failure["samples"][0]["rating"] == 140.0
 
-    passed = validate("marts/mart_top_rated")
-    assert passed.returncode == 0, passed.stderr[-2000:]
-    assert f"validated dt={DAY} (only marts/mart_top_rated): passed" in passed.stdout
+    # the passing gate through the same entry point in this process, on the session's Spark (a
+    # second JVM and GX import would double the test's time); main() sets up logging for a CLI
+    for name in [k for k in os.environ if k.startswith(PIPELINE_ENV_PREFIXES)]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("DATABASE_SCHEMA", pg_schema)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = main([*args, "marts/mart_top_rated"])
+    finally:
+        root.handlers[:], root.level = handlers, level
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"validated dt={DAY} (only marts/mart_top_rated): passed" in out
     [entry] = read_ledger(pg_url, pg_schema, DAY)
     assert entry["status"] == "done" and entry["error"] is None and entry["details"]["complete"] is False
