@@ -42,7 +42,8 @@ def _cli(args: list[str], lake: Path, env: dict[str, str], driver_memory: str) -
     return time.monotonic() - started
 
 
-def _seconds(lake: Path, report: str) -> dict:
+def _report(lake: Path, report: str) -> dict:
+    """A step's summary.json for DAY: its own seconds and counts."""
     summary: dict = json.loads((lake / f"reports/{report}/dt={DAY}/summary.json").read_text())
     return summary
 
@@ -62,9 +63,9 @@ def main() -> None:
             env = run_env(url, Path(tmp) / "data", SCHEMA)
             run_process = _cli(["run", "--from-step", "transform", "--to-step", "validate"], lake, env,
                                args.driver_memory)
-            transform, in_run = _seconds(lake, "transform"), _seconds(lake, "validation")
+            transform, in_run = _report(lake, "transform"), _report(lake, "validation")
             alone_process = _cli(["validate"], lake, env, args.driver_memory)
-            alone = _seconds(lake, "validation")
+            alone = _report(lake, "validation")
 
     ratio = in_run["seconds"] / transform["seconds"]
     result = {

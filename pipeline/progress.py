@@ -102,6 +102,7 @@ def plan(states: dict[str, StepState] | None, force: bool = False, from_step: st
     elif from_step is not None:
         steps = list(STEPS[STEPS.index(from_step):])
     else:
-        steps = next((list(STEPS[i:]) for i, step in enumerate(STEPS)
-                      if states is None or states[step].status != "done"), [])
+        first = next((i for i, step in enumerate(STEPS) if states is None or states[step].status != "done"),
+                     len(STEPS))
+        steps = list(STEPS[first:])
     return steps if to_step is None else [s for s in steps if STEPS.index(s) <= STEPS.index(to_step)]
