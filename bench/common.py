@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import without_pipeline_settings
+
 OUT = Path(__file__).resolve().parent / "out"
 CLI = [sys.executable, "-m", "pipeline.cli"]
 
@@ -41,7 +43,7 @@ def sandbox_process(*args: str, timeout: float = 300.0) -> Iterator[dict[str, An
 
 
 def sandbox_env(info: dict[str, Any], **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_"))}
+    env = without_pipeline_settings(os.environ)
     env.update(IGDB_API_URL=info["api_url"], TWITCH_TOKEN_URL=info["token_url"],
                IGDB_CLIENT_ID="sandbox-client", IGDB_CLIENT_SECRET="sandbox-secret", **extra)
     return env
@@ -64,13 +66,12 @@ def bench_database(folder: Path) -> Iterator[str]:
         server.cleanup()
 
 
-ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "SLACK_", "DATABASE_", "PIPELINE_")
 
 
 def run_env(url: str, data_dir: Path, schema: str) -> dict[str, str]:
     """The environment of a measured `igdb-pipeline` process: the benchmark's database, schema and
     data folder, none of the caller's pipeline settings (no webhook, no other lake or schema)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+    env = without_pipeline_settings(os.environ)
     env.update(DATABASE_URL=url, DATABASE_SCHEMA=schema, PIPELINE_DATA_DIR=str(data_dir))
     return env
 

@@ -263,6 +263,14 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+# every environment variable the pipeline reads: the settings' and the two that pick the conf file
+PIPELINE_VARIABLES = frozenset({s.env for s in SETTINGS if s.env} | {"PIPELINE_ENV", "PIPELINE_CONF"})
+
+
+def without_pipeline_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` minus every variable the pipeline reads: the base of a child process's environment
+    (tests, benchmarks, reliability scenarios), so that only what the caller sets on purpose reaches it."""
+    return {name: value for name, value in environ.items() if name not in PIPELINE_VARIABLES}
 
 
 @dataclass(frozen=True)

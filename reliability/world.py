@@ -26,12 +26,10 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from ingestion.sandbox.server import RunningSandbox
+from pipeline.config import without_pipeline_settings
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Environment prefixes of the pipeline's own settings: a scenario sets them, the caller's never leak in.
-OWN_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "DATABASE_", "PIPELINE_", "INGEST_", "SPARK_",
-                "MARTS_", "VALIDATION_", "LOAD_", "LOG_", "SLACK_", "NOTIFY_")
 
 
 class Postgres:
@@ -155,7 +153,7 @@ class World:
         return world
 
     def base_env(self, **settings: str) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES)}
+        keep = without_pipeline_settings(os.environ)  # a scenario sets them; the caller's never leak in
         limits = self.sandbox.state.limits
         return {
             **keep,

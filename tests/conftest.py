@@ -16,7 +16,7 @@ from ingestion.sandbox.faults import Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, load_settings, without_pipeline_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("IGDB_SAMPLES_DIR") or PROJECT_ROOT.parent / "shared" / "igdb-samples")
@@ -66,14 +66,10 @@ def settings_for(sandbox: RunningSandbox, lake: Path | str, **extra: Any) -> Set
     return load_settings(environ=sandbox_environ(sandbox, lake, **extra))
 
 
-# the pipeline's own settings in the environment: none of the caller's reach a test's run
-PIPELINE_ENV_PREFIXES = ("IGDB_", "TWITCH_", "LAKE_", "SANDBOX_", "DATABASE_", "PIPELINE_", "INGEST_")
-
-
 def cli_environ(**extra: str) -> dict[str, str]:
-    """A clean environment for running `igdb-pipeline` as a subprocess."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_ENV_PREFIXES)}
-    return {**keep, **extra}
+    """A clean environment for running `igdb-pipeline` as a subprocess: none of the caller's
+    pipeline settings, only `extra`."""
+    return {**without_pipeline_settings(os.environ), **extra}
 
 
 CLI = [sys.executable, "-m", "pipeline.cli"]

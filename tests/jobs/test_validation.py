@@ -381,8 +381,9 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
     import logging
 
     from pipeline.cli import main
+    from pipeline.config import PIPELINE_VARIABLES
     from pipeline.ledger import read_ledger
-    from tests.conftest import CLI, PIPELINE_ENV_PREFIXES, cli_environ
+    from tests.conftest import CLI, cli_environ
 
     lake_dir = _copy(clean, tmp_path)
     _rate_140(spark, lake_dir)
@@ -405,7 +406,7 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
 
     # the passing gate through the same entry point in this process, on the session's Spark (a
     # second JVM and GX import would double the test's time); main() sets up logging for a CLI
-    for name in [k for k in os.environ if k.startswith(PIPELINE_ENV_PREFIXES)]:
+    for name in PIPELINE_VARIABLES & set(os.environ):
         monkeypatch.delenv(name)
     monkeypatch.setenv("DATABASE_URL", pg_url)
     monkeypatch.setenv("DATABASE_SCHEMA", pg_schema)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import SETTINGS, load_settings
+from pipeline.config import PIPELINE_VARIABLES, SETTINGS, load_settings, without_pipeline_settings
 from pipeline.errors import ConfigError
 
 
@@ -82,3 +82,14 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         assert f"`{setting.key}`" in readme, f"README does not document {setting.key}"
         if setting.env:
             assert f"`{setting.env}`" in readme, f"README does not document {setting.env}"
+
+
+def test_child_environments_drop_every_variable_the_pipeline_reads(tmp_path: Path) -> None:
+    caller = {"IGDB_PAGE_SIZE": "42", "VALIDATION_MAX_QUARANTINE_SHARE": "0.5", "LOAD_PARALLEL_MARTS": "1",
+              "SPARK_SHUFFLE_PARTITIONS": "3", "LOG_LEVEL": "debug", "PATH": "/usr/bin", "JAVA_HOME": "/opt/java"}
+    conf = _conf(tmp_path, "")
+    assert load_settings(environ=caller, conf_path=conf).igdb_page_size == 42  # the caller's would reach it
+    child = without_pipeline_settings(caller)
+    assert child == {"PATH": "/usr/bin", "JAVA_HOME": "/opt/java"}
+    assert load_settings(environ=child, conf_path=conf) == load_settings(environ={}, conf_path=conf)
+    assert {s.env for s in SETTINGS if s.env} | {"PIPELINE_ENV", "PIPELINE_CONF"} == PIPELINE_VARIABLES
