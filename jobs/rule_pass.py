@@ -5,7 +5,11 @@ window over the whole frame for a unique column, a group-by for a unique key) an
 Python time assembling results. Over the 29 outputs of a date that was most of the gate's time.
 Here each GX expectation of a suite becomes one Spark aggregate (the count of rows it would
 reject, with the same null handling as GX), so an output costs one aggregate job plus one
-group-by for its key, and the schema rules read no data at all. Only what this pass finds
+group-by for its key, and the schema rules read no data at all. A key of whole numbers and dates
+is not grouped row by row: the same aggregate job finds each key column's bounds, the key becomes
+one long code, and Spark's bitmap functions count its distinct values per 32,768-code bucket.
+Rows equal to distinct codes proves the key unique; anything else (rare: a failing key) falls back
+to the exact group-by, which also gives GX's unexpected count. Only what this pass finds
 failing goes back to GX (jobs/validation.py), whose verdict, counts and sample rows are what the
 report shows. An expectation type without a measure here raises, so a new rule in jobs/suites.py
 cannot pass unmeasured.
@@ -94,15 +98,87 @@ def key_columns(expectation: Expectation) -> list[str] | None:
     return None
 
 
-def rows_in_repeated_keys(frame: DataFrame, key: list[str]) -> int:
-    """Rows whose key occurs more than once (GX's unexpected count for uniqueness): one group-by.
+# A bitmap aggregate holds 4 KiB per bucket of 32,768 codes: a key spread much thinner than its rows
+# would cost more buckets than rows, and the exact group-by is then the cheaper count.
+_BITMAP_BUCKET = 32_768
+_MAX_CODE_SPAN = 2**62
 
-    Like GX, a row whose key columns are all null has no key to repeat.
+
+def _as_whole_number(frame: DataFrame, column: str) -> Column | None:
+    """The column as a long that keeps equality (days since 1970 for a date); None when it has no such form."""
+    data_type = frame.schema[column].dataType
+    if isinstance(data_type, T.DateType):
+        return F.unix_date(F.col(column))
+    if isinstance(data_type, T.IntegralType):
+        return F.col(column).cast("long")
+    return None
+
+
+def bounds_wanted(frame: DataFrame, key: list[str]) -> list[Column] | None:
+    """The aggregates (min and max of each key column) the bitmap count needs, or None when a key
+    column has no whole-number form; they ride along in the suite's one aggregate job."""
+    numbers = [_as_whole_number(frame, column) for column in key]
+    if any(number is None for number in numbers):
+        return None
+    return [agg(number) for number in numbers for agg in (F.min, F.max)]  # type: ignore[arg-type]
+
+
+def _code_span(bounds: list[tuple[int, int]]) -> int:
+    """How many codes a key with these column bounds can take (each column: its values and null)."""
+    span = 1
+    for low, high in bounds:
+        span *= high - low + 2
+    return span
+
+
+def bitmap_pays(bounds: list[tuple[int, int]] | None, rows: int) -> bool:
+    """Whether the bitmap count suits this key: bounds known (None: a column is all null), codes
+    that fit a long, and no more buckets than about one per 16 rows (each bucket holds 4 KiB)."""
+    if bounds is None:
+        return False
+    span = _code_span(bounds)
+    return span < _MAX_CODE_SPAN and span <= _BITMAP_BUCKET * max(64, rows // 16)
+
+
+def _key_code(frame: DataFrame, key: list[str], bounds: list[tuple[int, int]]) -> Column:
+    """The key as one mixed-radix long: digit = value - min + 1 and a null is digit 0, so different
+    keys within the bounds get different codes."""
+    code, place = F.lit(0).cast("long"), 1
+    for column, (low, high) in zip(key, bounds, strict=True):
+        number = _as_whole_number(frame, column)
+        assert number is not None, f"{column} has no whole-number form"
+        digit = F.coalesce(number - F.lit(low) + F.lit(1), F.lit(0)).cast("long")
+        code = code + digit * F.lit(place).cast("long")
+        place *= high - low + 2
+    return code
+
+
+def _proved_unique(keyed: DataFrame, key: list[str], bounds: list[tuple[int, int]]) -> bool:
+    """Whether one bitmap aggregate finds as many distinct key codes as rows."""
+    code = _key_code(keyed, key, bounds).alias("k")
+    per_bucket = (keyed.select(code)
+                  .groupBy(F.bitmap_bucket_number("k").alias("bucket"))
+                  .agg(F.count(F.lit(1)).alias("n"),
+                       F.bitmap_count(F.bitmap_construct_agg(F.bitmap_bit_position("k"))).alias("d")))
+    found = per_bucket.agg(F.sum("n").alias("n"), F.sum("d").alias("d")).first()
+    return found is None or found["n"] is None or int(found["n"]) == int(found["d"])
+
+
+def rows_in_repeated_keys(frame: DataFrame, key: list[str], bounds: list[tuple[int, int]] | None = None) -> int:
+    """Rows whose key occurs more than once (GX's unexpected count for uniqueness).
+
+    Like GX, a row whose key columns are all null has no key to repeat. Given each key column's
+    (min, max) in `bounds`, one bitmap aggregate first counts rows and distinct codes: the code is a
+    function of the key, so distinct codes never exceed distinct keys, and rows == codes proves
+    every key unique even were the bounds stale. Otherwise one exact group-by counts the repeats.
     """
     present = F.lit(False)
     for column in key:
         present |= F.col(column).isNotNull()
-    per_key = frame.where(present).groupBy(*key).agg(F.count(F.lit(1)).alias("n"))
+    keyed = frame.where(present)
+    if bounds is not None and _proved_unique(keyed, key, bounds):
+        return 0
+    per_key = keyed.groupBy(*key).agg(F.count(F.lit(1)).alias("n"))
     found = per_key.agg(F.sum(F.when(F.col("n") > 1, F.col("n"))).alias(ROWS_IN_REPEATED_KEYS)).first()
     return int(found[0] or 0) if found else 0
 
@@ -121,10 +197,19 @@ def _row_count_measure(expectation: Expectation, rows: int) -> Measure:
     return Measure(success=(low is None or rows >= low) and (high is None or rows <= high), observed=rows)
 
 
+def _bounds_found(totals: Any, k: int, width: int) -> list[tuple[int, int]] | None:
+    """The (min, max) of each column of the k-th bounded key, or None when one is all null."""
+    if totals is None:
+        return None
+    found = [(totals[f"b{k}_{2 * j}"], totals[f"b{k}_{2 * j + 1}"]) for j in range(width)]
+    return None if any(low is None for low, _ in found) else [(int(low), int(high)) for low, high in found]
+
+
 def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | None = None,
                   known: Mapping[str, Measure] | None = None, rows: int | None = None) -> tuple[int, list[Measure]]:
-    """(rows, one Measure per expectation in the suite's order): one aggregate job over `frame`,
-    plus one group-by per distinct key a uniqueness rule names, over `keyed` when given (the same
+    """(rows, one Measure per expectation in the suite's order): one aggregate job over `frame`
+    (which also finds the bounds of each whole-number key), plus one count per distinct key a
+    uniqueness rule names (a bitmap aggregate, or the exact group-by), over `keyed` when given (the same
     rows without the columns only other rules need, such as the gate's joined orphan_* columns).
 
     `known` holds measures (by `signature`) of another suite over the same files, with their
@@ -139,11 +224,17 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
     columns = set(frame.columns)
     # a rule on a column the files lack cannot be counted: the column-set rule already fails
     counted = {i: p for i, p in predicates.items() if expectations[i].configuration.kwargs["column"] in columns}
+    keys = {tuple(key) for i, e in enumerate(expectations)
+            if signatures[i] not in known and (key := key_columns(e)) is not None and set(key) <= columns}
+    wanted = {key: aggregates for key in sorted(keys) if (aggregates := bounds_wanted(frame, list(key)))}
+    bound_columns = [a.alias(f"b{k}_{j}") for k, aggregates in enumerate(wanted.values())
+                     for j, a in enumerate(aggregates)]
     totals = None
-    if counted or rows is None:
+    if counted or bound_columns or rows is None:
         totals = frame.agg(F.count(F.lit(1)).alias("rows"),
-                           *[F.count_if(p).alias(f"r{i}") for i, p in counted.items()]).first()
+                           *[F.count_if(p).alias(f"r{i}") for i, p in counted.items()], *bound_columns).first()
         rows = int(totals["rows"]) if totals else 0
+    bounds = {key: _bounds_found(totals, k, len(key)) for k, key in enumerate(wanted)}
     repeated: dict[tuple[str, ...], int] = {}
     measures = []
     for i, expectation in enumerate(expectations):
@@ -159,7 +250,9 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
                 measures.append(Measure(success=False))
                 continue
             if tuple(key) not in repeated:
-                repeated[tuple(key)] = rows_in_repeated_keys(frame if keyed is None else keyed, key)
+                found = bounds.get(tuple(key))
+                repeated[tuple(key)] = rows_in_repeated_keys(frame if keyed is None else keyed, key,
+                                                             found if bitmap_pays(found, rows) else None)
             measures.append(Measure(success=repeated[tuple(key)] == 0, unexpected_count=repeated[tuple(key)]))
         elif i in counted:
             rejected = int(totals[f"r{i}"]) if totals else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+import random
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -19,7 +20,15 @@ from pyspark.sql import types as T
 
 from jobs.datasets import MARTS, STAGING
 from jobs.io import literal_frame
-from jobs.rule_pass import key_columns, measure_suite, rejected_rows, signature
+from jobs.rule_pass import (
+    bitmap_pays,
+    bounds_wanted,
+    key_columns,
+    measure_suite,
+    rejected_rows,
+    rows_in_repeated_keys,
+    signature,
+)
 from jobs.suites import dataset_suite
 from jobs.validation import GxRunner
 
@@ -163,3 +172,90 @@ def test_measures_of_the_same_files_are_reused_and_only_new_rules_read_the_data(
         min_value=len(ROWS))])
     (_, only_known), jobs = _jobs_run_by(spark, lambda: measure_suite(copied, frame, known=known, rows=rows))
     assert only_known[:5] == measured[:5] and only_known[5].success and jobs == 0
+
+
+KEYS = T.StructType([T.StructField("game_id", T.LongType()), T.StructField("day", T.DateType()),
+                     T.StructField("slot", T.IntegerType()), T.StructField("name", T.StringType())])
+
+
+def _bounds(frame, key):
+    """Each key column's (min, max) as measure_suite finds them, through the same aggregates."""
+    found = frame.agg(*bounds_wanted(frame, key)).first()
+    return [(found[2 * j], found[2 * j + 1]) for j in range(len(key))]
+
+
+def _random_keys(spark, seed: int, rows: int):
+    """Small ranges so keys repeat, nulls in every column, negative ids and both bounds hit."""
+    rnd = random.Random(seed)
+    def maybe(value):
+        return None if rnd.random() < 0.15 else value
+    data = [(maybe(rnd.randint(-3, 40)), maybe(DAY + dt.timedelta(days=rnd.randint(-4, 4))),
+             maybe(rnd.randint(0, 2)), "n") for _ in range(rows)]
+    return spark.createDataFrame(data, KEYS)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_bitmap_count_gives_what_the_exact_group_by_gives(spark, seed) -> None:
+    frame = _random_keys(spark, seed, 300)
+    for key in (["game_id"], ["game_id", "day"], ["game_id", "day", "slot"], ["day", "slot"]):
+        bounds = _bounds(frame, key)
+        assert bitmap_pays(bounds, 300), key
+        assert rows_in_repeated_keys(frame, key, bounds) == rows_in_repeated_keys(frame, key), key
+    # and on keys made unique, by a count only the bitmap runs
+    unique = frame.dropDuplicates(["game_id", "day", "slot"])
+    key = ["game_id", "day", "slot"]
+    bounds = _bounds(unique, key)
+    assert rows_in_repeated_keys(unique, key) == 0
+    assert rows_in_repeated_keys(unique, key, bounds) == 0
+
+
+def test_a_unique_key_costs_only_the_bitmap_count_and_a_repeated_one_also_the_group_by(spark) -> None:
+    """The exact group-by runs only when the bitmap finds fewer codes than rows."""
+    key = ["game_id", "day"]
+    unique = spark.createDataFrame([(i, DAY + dt.timedelta(days=i % 3), 0, "n") for i in range(200)], KEYS)
+    repeated = unique.unionByName(unique.limit(1))
+    for frame in (unique, repeated):
+        frame.cache().count()
+    bounds = _bounds(unique, key)
+    exact_alone = _jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key))[1]
+
+    (found, jobs) = _jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key, bounds))
+    assert found == 0
+    (found, jobs_repeated) = _jobs_run_by(spark, lambda: rows_in_repeated_keys(repeated, key, bounds))
+    assert found == 2 and jobs_repeated == jobs + exact_alone, "a repeated key is counted exactly as well"
+
+
+def test_stale_bounds_never_prove_a_repeated_key_unique(spark) -> None:
+    """Values outside the bounds only merge codes, and merged codes never pass for unique keys."""
+    frame = spark.range(0, 500).select((F.col("id") * 7 - 900).alias("game_id"))
+    duplicated = frame.unionByName(frame.limit(3))
+    for bounds in ([(0, 10)], [(-900, 2593)], [(10**9, 10**9 + 5)]):
+        assert rows_in_repeated_keys(frame, ["game_id"], bounds) == 0, bounds
+        assert rows_in_repeated_keys(duplicated, ["game_id"], bounds) == 6, bounds
+
+
+def test_keys_the_bitmap_does_not_suit_are_grouped_exactly(spark) -> None:
+    frame = spark.createDataFrame([(1, DAY, None, "a"), (1, DAY, None, "a"), (2, None, None, "b")], KEYS)
+    assert bounds_wanted(frame, ["game_id", "name"]) is None, "a string key has no whole-number form"
+    assert not bitmap_pays(None, 3), "an all-null column has no bounds"
+    assert not bitmap_pays([(0, 2**40), (0, 2**30)], 10**9), "codes that overflow a long"
+    assert not bitmap_pays([(0, 10**9)], 1_000), "a billion codes for a thousand rows: too many buckets"
+    assert bitmap_pays([(0, 10**6)], 1_000)
+    suite = gx.ExpectationSuite(name="unsuited", expectations=[
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "name"]),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "slot"]),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "day"])])
+    _, measures = measure_suite(suite, frame)
+    assert [m.unexpected_count for m in measures] == [2, 2, 2]
+
+
+def test_measure_suite_proves_a_whole_number_key_unique_as_gx_does(spark, runner) -> None:
+    frame = _random_keys(spark, 7, 200).dropDuplicates(["game_id", "day"])
+    suite = gx.ExpectationSuite(name="unique", expectations=[
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "day"]),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "slot", "day"]),
+        gxe.ExpectColumnValuesToBeUnique(column="game_id")])
+    _, measures = measure_suite(suite, frame)
+    by_gx = runner.explain(suite, frame, ["game_id", "day"], range(3))
+    assert [m.success for m in measures] == [by_gx[i].success for i in range(3)] == [True, True, False]
+    assert [m.unexpected_count for m in measures] == [by_gx[i].unexpected_count for i in range(3)]
