@@ -1,7 +1,7 @@
 """The validation gate for a date D: every staging table and mart, checked with Great Expectations.
 
 Reads each output of D as written (the files' own schema, not the declared one, so a type drift
-shows) and appends an orphan_* column per declared reference (a join with the target). Its
+shows) and appends an orphan_* column per declared reference (an existence join with the target). Its
 suite (jobs/suites.py) is measured in one Spark pass (jobs/rule_pass.py); every expectation that
 pass finds failing is re-run by GX, whose verdict, counts and samples are what the report shows.
 Then GX checks the count reconciliation per raw entity. The outcome is a summary (JSON and HTML
@@ -16,7 +16,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -201,25 +202,26 @@ def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> D
     return written.frame if written is not None else None
 
 
-def with_orphans(frame: DataFrame, ds: Dataset, known_ids: dict[tuple[str, str], DataFrame],
+def with_orphans(frame: DataFrame, ds: Dataset, known_views: Mapping[tuple[str, str], str],
                  settled: Collection[References] = ()) -> DataFrame:
     """The frame plus one orphan_<column> per declared reference: the value when the target lacks it.
 
-    `known_ids[(target, column)]` holds the target's distinct values in a column named `_found`,
-    small enough to broadcast (at most the catalogue's game ids), so no side is shuffled. A
-    `settled` reference (found passing on the same files against the same target files) gets an
-    all-null column of the same type instead of a join: nothing reads it but the column-set rule.
+    `known_views[(target, column)]` names a temp view of the target's values in a column named
+    `_found` (`known_ids`). Each reference is an EXISTS over it, which Spark plans as a broadcast
+    existence join: the target side is at most the catalogue's game ids, nothing is shuffled, and
+    a target value present twice cannot multiply the frame's rows (a left join would), so the
+    view needs no distinct. A `settled` reference (found passing on the same files against the
+    same target files) gets an all-null column of the same type instead: nothing reads it but the
+    column-set rule.
     """
     out = frame
-    for i, ref in enumerate(references(ds)):
+    for ref in references(ds):
         if ref in settled:
             out = out.withColumn(orphan_column(ref), F.lit(None).cast(frame.schema[ref.column].dataType))
             continue
-        found = f"_found_{i}"
-        known = F.broadcast(known_ids[(ref.target, ref.target_column)].withColumnRenamed("_found", found))
-        out = (out.join(known, out[ref.column] == known[found], "left")
-               .withColumn(orphan_column(ref), F.when(F.col(found).isNull(), F.col(ref.column)))
-               .drop(found))
+        view = known_views[(ref.target, ref.target_column)]
+        found = F.expr(f"EXISTS (SELECT /*+ BROADCAST({view}) */ 1 FROM {view} WHERE {view}._found = `{ref.column}`)")
+        out = out.withColumn(orphan_column(ref), F.when(~found, F.col(ref.column)))
     return out
 
 
@@ -323,15 +325,25 @@ def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, Wr
 
 
 @contextmanager
-def _known_ids(frames: dict[str, DataFrame]) -> Iterator[dict[tuple[str, str], DataFrame]]:
-    """The distinct values of every referenced (target, column), cached while the gate runs."""
+def known_ids(spark: SparkSession, frames: dict[str, DataFrame]) -> Iterator[dict[tuple[str, str], str]]:
+    """A temp view per referenced (target, column) of the target's values as `_found`, cached
+    while the gate runs. Every target column is its target's whole key, so the values are the
+    target's rows already: no distinct (a job per target) is needed, and `with_orphans` stays
+    right if a broken target repeats one (its own key rule fails the gate)."""
     targets = {(r.target, r.target_column) for ds in (*STAGING, *MARTS) for r in references(ds)}
-    known = {(t, c): frames[t].select(F.col(c).alias("_found")).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-             for t, c in sorted(targets) if t in frames}
+    run = uuid.uuid4().hex[:8]  # gates of one session (tests, threads) never share a view
+    cached = {(t, c): frames[t].select(F.col(c).alias("_found")).persist(StorageLevel.MEMORY_AND_DISK)
+              for t, c in sorted(targets) if t in frames}
+    views = {}
+    for i, (target, frame) in enumerate(cached.items()):
+        views[target] = f"_known_{run}_{i}"
+        frame.createOrReplaceTempView(views[target])
     try:
-        yield known
+        yield views
     finally:
-        for frame in known.values():
+        for view in views.values():
+            spark.catalog.dropTempView(view)
+        for frame in cached.values():
             frame.unpersist()
 
 
@@ -354,7 +366,7 @@ class SameFiles:
     measures: dict[str, Measure] = field(default_factory=dict)
 
 
-def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: dict[tuple[str, str], DataFrame],
+def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: Mapping[tuple[str, str], str],
                       day: dt.date, now: dt.datetime, same_files: SameFiles,
                       targets: dict[str, str]) -> tuple[int, list[Outcome]]:
     """(rows, outcomes) of one dataset's suite: one pass measures every expectation not measured on
@@ -424,7 +436,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
             return [_validate_dataset(runner, ds, frames[ds.rel_path], known, day, now, same_files, files)
                     for ds in members]
 
-        with _known_ids(frames) as known:
+        with known_ids(spark, frames) as known:
             # largest first, so the many small ones fill the gaps at the end; GX's Python work on
             # one dataset overlaps Spark's work on another
             ordered = sorted(groups.values(), key=lambda g: -sum(len(d.columns) * (1 + len(references(d))) for d in g))

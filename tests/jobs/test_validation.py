@@ -26,9 +26,9 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.datasets import MARTS, STAGING, Layer
+from jobs.datasets import MARTS, STAGING, Layer, dataset
 from jobs.transform import run_transform
-from jobs.validation import ValidationFailed, run_validation
+from jobs.validation import ValidationFailed, known_ids, run_validation, with_orphans
 from pipeline.lake import LocalLake
 from tests.conftest import DAY, FAST_LIMITS, settings_for
 
@@ -148,6 +148,22 @@ def test_orphan_bridge_rows_fail_their_references(spark, clean, tmp_path: Path) 
     assert game["unexpected_count"] == 1 and game["samples"][0]["orphan_game_id"] == 999_999_999
     assert platform["unexpected_count"] == 1 and platform["samples"][0]["orphan_platform_id"] == 424_242
     assert len(failed) == 2
+
+
+def test_orphan_columns_keep_the_rows_when_a_target_repeats_an_id(spark) -> None:
+    """The orphan check must not multiply rows: a dimension that (wrongly) holds an id twice
+    fails its own key rule, and the bridge pointing at it keeps its row count and orphans."""
+    bridge_ds = dataset(Layer.MARTS, "game_platforms")
+    bridge = spark.createDataFrame([(1, 10), (1, 20), (2, 10), (3, 30), (None, 10)],
+                                   "game_id long, platform_id long")
+    frames = {"marts/dim_games": spark.createDataFrame([(1,), (1,), (2,), (None,)], "game_id long"),
+              "marts/dim_platforms": spark.createDataFrame([(10,), (10,), (20,)], "platform_id long")}
+    with known_ids(spark, frames) as views:
+        rows = with_orphans(bridge, bridge_ds, views).orderBy("game_id", "platform_id").collect()
+        listed = {t.name for t in spark.catalog.listTables()}
+    assert [tuple(r) for r in rows] == [(None, 10, None, None), (1, 10, None, None), (1, 20, None, None),
+                                        (2, 10, None, None), (3, 30, 3, 30)]
+    assert set(views.values()) <= listed and not set(views.values()) & {t.name for t in spark.catalog.listTables()}
 
 
 def test_a_bridge_published_as_a_copy_is_still_checked_against_its_own_target(spark, clean, tmp_path: Path) -> None:
