@@ -327,17 +327,16 @@ def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, Wr
 @contextmanager
 def known_ids(spark: SparkSession, frames: dict[str, DataFrame]) -> Iterator[dict[tuple[str, str], str]]:
     """A temp view per referenced (target, column) of the target's values as `_found`, cached
-    while the gate runs. Every target column is its target's whole key, so the values are the
-    target's rows already: no distinct (a job per target) is needed, and `with_orphans` stays
-    right if a broken target repeats one (its own key rule fails the gate)."""
+    while the gate runs. No distinct (a job per target): `with_orphans`'s EXISTS is right however
+    often a value repeats, and every target column is its target's whole key, so the broadcast
+    holds the target's rows and no more."""
     targets = {(r.target, r.target_column) for ds in (*STAGING, *MARTS) for r in references(ds)}
     run = uuid.uuid4().hex[:8]  # gates of one session (tests, threads) never share a view
     cached = {(t, c): frames[t].select(F.col(c).alias("_found")).persist(StorageLevel.MEMORY_AND_DISK)
               for t, c in sorted(targets) if t in frames}
-    views = {}
-    for i, (target, frame) in enumerate(cached.items()):
-        views[target] = f"_known_{run}_{i}"
-        frame.createOrReplaceTempView(views[target])
+    views = {key: f"_known_{run}_{i}" for i, key in enumerate(cached)}
+    for key, frame in cached.items():
+        frame.createOrReplaceTempView(views[key])
     try:
         yield views
     finally:
