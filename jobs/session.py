@@ -25,6 +25,9 @@ REQUIRED_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.json.enablePartialResults": "true",  # a wrong-typed field is named in the reason
     "spark.sql.parquet.compression.codec": "snappy",
+    # timestamps as int64 microseconds, not Spark's legacy INT96: the footers then keep their min
+    # and max, which prove the gate's "not in the future" rules without reading rows (jobs/footers.py)
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.debug.maxToStringFields": "200",  # games have 30 fields: no truncation warnings
     # free text is unique per row: a dictionary attempt on it is wasted work (about 8% at 350k games)
     **{f"spark.hadoop.parquet.enable.dictionary#{column}": "false" for column in ("summary", "storyline")},
