@@ -8,7 +8,6 @@ Line numbers come without a second pass: the session reads each raw file as one 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from pyspark.sql import types as T
 from ingestion.landing import partition_path
 from jobs.datasets import PARTITION, Dataset, Layer
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
+from jobs.footers import footer_schema, open_footer
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event
@@ -135,7 +135,6 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
     return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
 
 
-SPARK_SCHEMA_KEY = "org.apache.spark.sql.parquet.row.metadata"  # where Spark's writer keeps its schema
 
 
 def written_schema(spark: SparkSession, lake: Lake, rel: str, listed: Sequence[str] | None = None
@@ -147,17 +146,7 @@ def written_schema(spark: SparkSession, lake: Lake, rel: str, listed: Sequence[s
     names = sorted(n for n in (lake.list_files(rel) if listed is None else listed) if n.endswith(".parquet"))
     if not names:
         return None
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    path = jvm.org.apache.hadoop.fs.Path(lake.uri_of(f"{rel}/{names[0]}"))
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-        jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf))
-    try:
-        text = reader.getFooter().getFileMetaData().getKeyValueMetaData().get(SPARK_SCHEMA_KEY)
-    finally:
-        reader.close()
-    return T.StructType.fromJson(json.loads(text)) if text else None
+    return footer_schema(open_footer(spark, lake.uri_of(f"{rel}/{names[0]}")))
 
 
 def _shape(schema: T.StructType) -> list[tuple[str, str]]:

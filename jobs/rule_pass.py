@@ -17,6 +17,7 @@ cannot pass unmeasured.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs.footers import FooterStats
+
 ROWS_IN_REPEATED_KEYS = "_rows_in_repeated_keys"
+EPOCH_DATE = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,22 @@ class Measure:
     observed: Any = None
 
 
+def _bound(value: Any) -> Column:
+    """A bound as a literal; a naive time is UTC, as the session's timestamps are (PySpark would
+    read it in the driver's local zone)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return F.lit(value)
+
+
 def _between(column: Column, kwargs: dict[str, Any]) -> Column:
     """The rows GX's expect_column_values_to_be_between accepts (bounds inclusive unless strict)."""
     accepted = F.lit(True)
     if kwargs.get("min_value") is not None:
-        low = F.lit(kwargs["min_value"])
+        low = _bound(kwargs["min_value"])
         accepted &= (column > low) if kwargs.get("strict_min") else (column >= low)
     if kwargs.get("max_value") is not None:
-        high = F.lit(kwargs["max_value"])
+        high = _bound(kwargs["max_value"])
         accepted &= (column < high) if kwargs.get("strict_max") else (column <= high)
     return accepted
 
@@ -88,6 +100,42 @@ def rejected_rows(expectation: Expectation) -> Column | None:
     raise ValueError(f"{kind} has no one-pass measure in jobs/rule_pass.py: add one before using it in a suite")
 
 
+def _bounds_hold(low: Any, high: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether every value in [low, high] passes GX's between with these kwargs (a bound of
+    another kind, such as a timestamp against a date, proves nothing)."""
+    try:
+        if kwargs.get("min_value") is not None:
+            floor = kwargs["min_value"]
+            if not (low > floor if kwargs.get("strict_min") else low >= floor):
+                return False
+        if kwargs.get("max_value") is not None:
+            ceiling = kwargs["max_value"]
+            if not (high < ceiling if kwargs.get("strict_max") else high <= ceiling):
+                return False
+    except TypeError:
+        return False
+    return True
+
+
+def proved_by_footers(expectation: Expectation, footers: FooterStats | None) -> bool:
+    """Whether the files' own statistics show that no row can fail this rule, so no row need be
+    read for it. False whenever they cannot tell: the rule is then counted on the rows."""
+    kind, kwargs = expectation.expectation_type, expectation.configuration.kwargs
+    stats = footers.columns.get(kwargs.get("column", "")) if footers is not None else None
+    if stats is None or kind not in (*_NULLS, *_ACCEPTS):
+        return False
+    if kind in _NULLS:
+        wanted = 0 if _NULLS[kind] else footers.rows  # type: ignore[union-attr]
+        return stats.nulls is not None and stats.nulls == wanted
+    if not stats.bounded:
+        return False
+    if stats.low is None:
+        return True  # no non-null value, and GX ignores nulls for these
+    if kind == "expect_column_values_to_be_in_set":
+        return stats.low == stats.high and stats.low in list(kwargs["value_set"])
+    return _bounds_hold(stats.low, stats.high, kwargs)
+
+
 def key_columns(expectation: Expectation) -> list[str] | None:
     """The columns a uniqueness expectation groups by; None for any other expectation."""
     kwargs = expectation.configuration.kwargs
@@ -121,6 +169,19 @@ def bounds_wanted(frame: DataFrame, key: list[str]) -> list[Column] | None:
     if any(number is None for number in numbers):
         return None
     return [agg(number) for number in numbers for agg in (F.min, F.max)]  # type: ignore[arg-type]
+
+
+def footer_bounds(frame: DataFrame, key: list[str], footers: FooterStats | None) -> list[tuple[int, int]] | None:
+    """Each key column's (min, max) as whole numbers from the files' statistics, when every column
+    of the key has them (and a value); None otherwise. Stale or not, they keep the count sound."""
+    found = []
+    for column in key:
+        stats = footers.columns.get(column) if footers is not None else None
+        if stats is None or not stats.bounded or stats.low is None or _as_whole_number(frame, column) is None:
+            return None
+        as_number = (lambda v: (v - EPOCH_DATE).days) if isinstance(stats.low, dt.date) else int
+        found.append((as_number(stats.low), as_number(stats.high)))
+    return found
 
 
 def _code_span(bounds: list[tuple[int, int]]) -> int:
@@ -206,7 +267,8 @@ def _bounds_found(totals: Any, k: int, width: int) -> list[tuple[int, int]] | No
 
 
 def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | None = None,
-                  known: Mapping[str, Measure] | None = None, rows: int | None = None) -> tuple[int, list[Measure]]:
+                  known: Mapping[str, Measure] | None = None, rows: int | None = None,
+                  footers: FooterStats | None = None) -> tuple[int, list[Measure]]:
     """(rows, one Measure per expectation in the suite's order): one aggregate job over `frame`
     (which also finds the bounds of each whole-number key), plus one count per distinct key a
     uniqueness rule names (a bitmap aggregate, or the exact group-by), over `keyed` when given (the same
@@ -215,18 +277,28 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
     `known` holds measures (by `signature`) of another suite over the same files, with their
     `rows`: those expectations are not measured again, and when nothing else needs the data no
     job runs at all (a mart that is a copy of a staging table costs only its own rules).
+
+    `footers` holds the statistics of the files `frame` reads (jobs/footers.py): they give the row
+    count and the key bounds, and a rule they prove (`proved_by_footers`) reads no rows, so the
+    aggregate job reads only the columns of the rules they cannot prove.
     """
     known = known or {}
     expectations = list(suite.expectations)
     signatures = [signature(e.configuration) for e in expectations]
+    if rows is None and footers is not None:
+        rows = footers.rows
     predicates = {i: p for i, e in enumerate(expectations)
                   if signatures[i] not in known and (p := rejected_rows(e)) is not None}
+    proved = {i for i in predicates if proved_by_footers(expectations[i], footers)}
     columns = set(frame.columns)
     # a rule on a column the files lack cannot be counted: the column-set rule already fails
-    counted = {i: p for i, p in predicates.items() if expectations[i].configuration.kwargs["column"] in columns}
+    counted = {i: p for i, p in predicates.items()
+               if i not in proved and expectations[i].configuration.kwargs["column"] in columns}
     keys = {tuple(key) for i, e in enumerate(expectations)
             if signatures[i] not in known and (key := key_columns(e)) is not None and set(key) <= columns}
-    wanted = {key: aggregates for key in sorted(keys) if (aggregates := bounds_wanted(frame, list(key)))}
+    from_footers = {key: found for key in keys if (found := footer_bounds(frame, list(key), footers))}
+    wanted = {key: aggregates for key in sorted(keys - set(from_footers))
+              if (aggregates := bounds_wanted(frame, list(key)))}
     bound_columns = [a.alias(f"b{k}_{j}") for k, aggregates in enumerate(wanted.values())
                      for j, a in enumerate(aggregates)]
     totals = None
@@ -234,7 +306,7 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
         totals = frame.agg(F.count(F.lit(1)).alias("rows"),
                            *[F.count_if(p).alias(f"r{i}") for i, p in counted.items()], *bound_columns).first()
         rows = int(totals["rows"]) if totals else 0
-    bounds = {key: _bounds_found(totals, k, len(key)) for k, key in enumerate(wanted)}
+    bounds = {key: _bounds_found(totals, k, len(key)) for k, key in enumerate(wanted)} | from_footers
     repeated: dict[tuple[str, ...], int] = {}
     measures = []
     for i, expectation in enumerate(expectations):
@@ -254,6 +326,8 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
                 repeated[tuple(key)] = rows_in_repeated_keys(frame if keyed is None else keyed, key,
                                                              found if bitmap_pays(found, rows) else None)
             measures.append(Measure(success=repeated[tuple(key)] == 0, unexpected_count=repeated[tuple(key)]))
+        elif i in proved:
+            measures.append(Measure(success=True, unexpected_count=0))
         elif i in counted:
             rejected = int(totals[f"r{i}"]) if totals else 0
             measures.append(Measure(success=rejected == 0, unexpected_count=rejected))

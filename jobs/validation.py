@@ -30,7 +30,8 @@ from pyspark.sql import types as T
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
 from jobs.datasets import MARTS, STAGING, Dataset, Layer, References, Severity, dataset
-from jobs.io import literal_frame, written_schema
+from jobs.footers import FooterStats, footer_schema, footer_stats, partition_footers, with_partition
+from jobs.io import literal_frame
 from jobs.load_plan import digest_of
 from jobs.rule_pass import Measure, measure_suite, signature
 from jobs.suites import (
@@ -177,29 +178,27 @@ class GxRunner:
 @dataclass(frozen=True)
 class Written:
     """One output's dt=D as the gate reads it, from a single listing of the partition (a LIST
-    request on S3): its rows, and the digest naming its files (outputs published as copies of the
-    same files share it)."""
+    request on S3): its rows, the digest naming its files (outputs published as copies of the
+    same files share it), and what their footers say (None for files Spark did not write)."""
 
     frame: DataFrame
     digest: str
+    footers: FooterStats | None = None
 
 
 def read_written(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> Written | None:
-    """D's files as written, with the dt column from the path; None when the partition is missing."""
+    """D's files as written, with the dt column from the path; None when the partition is missing.
+    The footers give the schema (Spark's inference would run a job to read it) and statistics."""
     partition = ds.partition_rel_path(day.isoformat())
     listed = lake.list_files(partition)
     if not listed:
         return None
     reader = spark.read.option("basePath", lake.uri_of(ds.rel_path))
-    written = written_schema(spark, lake, partition, listed)  # the footer's schema, without Spark's inference job
+    footers = partition_footers(spark, lake, partition, listed)
+    written = footer_schema(footers[0]) if footers else None
     frame = (reader.schema(written) if written is not None else reader).parquet(lake.uri_of(partition))
-    return Written(frame, digest_of(listed) or ds.rel_path)
-
-
-def read_output(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> DataFrame | None:
-    """`read_written`'s rows alone."""
-    written = read_written(spark, lake, ds, day)
-    return written.frame if written is not None else None
+    return Written(frame, digest_of(listed) or ds.rel_path,
+                   with_partition(footer_stats(footers, written), day) if written is not None else None)
 
 
 def with_orphans(frame: DataFrame, ds: Dataset, known_views: Mapping[tuple[str, str], str],
@@ -296,21 +295,27 @@ def transform_report(lake: Lake, day: dt.date) -> dict[str, Any]:
     return report
 
 
+def _rows_of(written: Written | None) -> int:
+    """Rows of an output as its footers count them (a Spark count only for files Spark did not write)."""
+    if written is None:
+        return 0
+    return written.footers.rows if written.footers is not None else written.frame.count()
+
+
 def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
-                    frames: dict[str, DataFrame], suite_rows: dict[str, int]) -> DataFrame:
+                    read: Mapping[str, Written | None], suite_rows: dict[str, int]) -> DataFrame:
     """Per raw entity: lines in the manifest, rows staged and quarantined as found in the lake, and
     lines the transform reported folded into a newer version of their key. `suite_rows` holds the
-    rows the suites already counted; only a staging table no suite read is counted here."""
+    rows the suites already counted; the rest are counted from the files' footers."""
     rows = []
     for entity in ENTITIES:
         manifest = read_manifest(lake, entity, day)
         if manifest is None:
             raise MissingInput(f"raw/{entity}/dt={day} has no manifest: ingest {day} first")
         counted = report["entities"].get(entity, {})
-        rejected = read_output(spark, lake, dataset(Layer.QUARANTINE, entity), day)
-        quarantined = rejected.count() if rejected is not None else 0
+        quarantined = _rows_of(read.get(dataset(Layer.QUARANTINE, entity).rel_path))
         table = staging_table(entity)
-        staged = suite_rows[table] if table in suite_rows else (frames[table].count() if table in frames else 0)
+        staged = suite_rows[table] if table in suite_rows else _rows_of(read.get(table))
         collapsed = int(counted.get("valid", 0)) - int(counted.get("staged", 0))
         unaccounted, share = reconciliation_rows(manifest["records"], staged, collapsed, quarantined)
         rows.append((entity, manifest["records"], staged, collapsed, quarantined, unaccounted, share))
@@ -318,8 +323,9 @@ def _reconciliation(spark: SparkSession, lake: Lake, day: dt.date, report: dict[
 
 
 def _read_outputs(spark: SparkSession, lake: Lake, day: dt.date) -> dict[str, Written | None]:
-    """Every staging table and mart of D (None when missing), listed and footers read in parallel."""
-    outputs = (*STAGING, *MARTS)
+    """Every staging table, mart and quarantine of D (None when missing), listed and footers read
+    in parallel."""
+    outputs = (*STAGING, *MARTS, *(dataset(Layer.QUARANTINE, entity) for entity in ENTITIES))
     read = map_in_threads(lambda ds: read_written(spark, lake, ds, day), outputs, VALIDATION_THREADS, "read")
     return {ds.rel_path: written for ds, written in zip(outputs, read, strict=True)}
 
@@ -365,19 +371,20 @@ class SameFiles:
     measures: dict[str, Measure] = field(default_factory=dict)
 
 
-def _validate_dataset(runner: GxRunner, ds: Dataset, frame: DataFrame, known: Mapping[tuple[str, str], str],
+def _validate_dataset(runner: GxRunner, ds: Dataset, written: Written, known: Mapping[tuple[str, str], str],
                       day: dt.date, now: dt.datetime, same_files: SameFiles,
                       targets: dict[str, str]) -> tuple[int, list[Outcome]]:
     """(rows, outcomes) of one dataset's suite: one pass measures every expectation not measured on
-    the same files already, GX explains (and has the last word on) each one found failing.
-    `targets` names each output's files (`reference_identity`)."""
-    began = time.monotonic()
+    the same files already nor proved by their footers, GX explains (and has the last word on)
+    each one found failing. `targets` names each output's files (`reference_identity`)."""
+    began, frame = time.monotonic(), written.frame
     suite = dataset_suite(ds, day, now, targets)
     settled = [ref for ref in references(ds)
                if (found := same_files.measures.get(signature(reference_rule(ref, targets).configuration)))
                and found.success]
     checked = with_orphans(frame, ds, known, settled)
-    rows, measures = measure_suite(suite, checked, keyed=frame, known=same_files.measures, rows=same_files.rows)
+    rows, measures = measure_suite(suite, checked, keyed=frame, known=same_files.measures, rows=same_files.rows,
+                                   footers=written.footers)
     same_files.rows = rows
     same_files.measures.update(zip((signature(e.configuration) for e in suite.expectations), measures, strict=True))
     failing = {i for i, measure in enumerate(measures) if not measure.success}
@@ -417,22 +424,23 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         report = transform_report(lake, day)
         runner = GxRunner()
         read = _read_outputs(spark, lake, day)
-        frames = {name: written.frame for name, written in read.items() if written is not None}
-        event(log, "read the outputs' schemas", outputs=len(frames), seconds=round(time.monotonic() - started, 2))
+        present = {name: written for name, written in read.items() if written is not None}
+        frames = {name: written.frame for name, written in present.items()}
+        event(log, "read the outputs' footers", outputs=len(frames), seconds=round(time.monotonic() - started, 2))
         # a dataset whose partition (or a reference target's) is missing cannot run its suite
         ready = [ds for ds in selected
                  if ds.rel_path in frames and all(r.target in frames for r in references(ds))]
 
         # outputs published as copies of the same files (a mart bridge or dimension of its staging
         # table) form one group: a rule they share is measured once, in the order declared
-        files = {name: written.digest for name, written in read.items() if written is not None}
+        files = {name: written.digest for name, written in present.items()}
         groups: dict[str, list[Dataset]] = {}
         for ds in ready:
             groups.setdefault(files[ds.rel_path], []).append(ds)
 
         def validate(members: list[Dataset]) -> list[tuple[int, list[Outcome]]]:
             same_files = SameFiles()
-            return [_validate_dataset(runner, ds, frames[ds.rel_path], known, day, now, same_files, files)
+            return [_validate_dataset(runner, ds, present[ds.rel_path], known, day, now, same_files, files)
                     for ds in members]
 
         with known_ids(spark, frames) as known:
@@ -453,7 +461,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
                 gate.outcomes.append(_missing(ds, day, f"its references cannot be checked: {', '.join(absent)} "
                                                        f"missing for {day}"))
         gate.outcomes.extend(runner.run(reconciliation_suite(max_quarantine_share),
-                                        _reconciliation(spark, lake, day, report, frames, gate.rows),
+                                        _reconciliation(spark, lake, day, report, read, gate.rows),
                                         RECONCILIATION_KEY))
         summary = gate.summary(time.monotonic() - started, max_quarantine_share)
         summary["complete"] = only is None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import itertools
 import random
 
 import great_expectations as gx
@@ -31,6 +30,7 @@ from jobs.rule_pass import (
 )
 from jobs.suites import dataset_suite
 from jobs.validation import GxRunner
+from tests.jobs.spark_jobs import jobs_run_by
 
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 24, 9, 0)
@@ -136,20 +136,6 @@ def test_small_frames_are_built_in_the_jvm(spark) -> None:
     assert "ExistingRDD" not in plan and "Python" not in plan
 
 
-_GROUPS = itertools.count()
-
-
-def _jobs_run_by(spark, work):
-    """What `work` returns, and how many Spark jobs it ran (counted in a job group of its own)."""
-    group = f"measure-{next(_GROUPS)}"
-    spark.sparkContext.setJobGroup(group, "counted")
-    try:
-        result = work()
-    finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
-    return result, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
-
-
 def test_measures_of_the_same_files_are_reused_and_only_new_rules_read_the_data(spark) -> None:
     """A mart published as a copy of a staging table's files shares most rules with it: those are
     taken from the staging suite's measures, the others measured (a reference's orphans), and a
@@ -160,17 +146,17 @@ def test_measures_of_the_same_files_are_reused_and_only_new_rules_read_the_data(
     rows, measured = measure_suite(gx.ExpectationSuite(name="staging", expectations=shared), frame)
     known = {signature(e.configuration): m for e, m in zip(shared, measured, strict=True)}
     everything = gx.ExpectationSuite(name="all", expectations=EXPECTATIONS)
-    (full_rows, full), jobs_alone = _jobs_run_by(spark, lambda: measure_suite(everything, frame))
-    one_aggregate = _jobs_run_by(spark, lambda: frame.agg(F.count(F.lit(1))).first())[1]
+    (full_rows, full), jobs_alone = jobs_run_by(spark, lambda: measure_suite(everything, frame))
+    one_aggregate = jobs_run_by(spark, lambda: frame.agg(F.count(F.lit(1))).first())[1]
 
     mart = gx.ExpectationSuite(name="mart", expectations=EXPECTATIONS)
-    (mart_rows, reused), jobs = _jobs_run_by(spark, lambda: measure_suite(mart, frame, known=known, rows=rows))
+    (mart_rows, reused), jobs = jobs_run_by(spark, lambda: measure_suite(mart, frame, known=known, rows=rows))
     assert (mart_rows, reused) == (full_rows, full)
     assert jobs == one_aggregate < jobs_alone, "only the orphan rule's aggregate runs, not the key group-bys again"
 
     copied = gx.ExpectationSuite(name="copy", expectations=[*shared[:5], gxe.ExpectTableRowCountToBeBetween(
         min_value=len(ROWS))])
-    (_, only_known), jobs = _jobs_run_by(spark, lambda: measure_suite(copied, frame, known=known, rows=rows))
+    (_, only_known), jobs = jobs_run_by(spark, lambda: measure_suite(copied, frame, known=known, rows=rows))
     assert only_known[:5] == measured[:5] and only_known[5].success and jobs == 0
 
 
@@ -217,11 +203,11 @@ def test_a_unique_key_costs_only_the_bitmap_count_and_a_repeated_one_also_the_gr
     for frame in (unique, repeated):
         frame.cache().count()
     bounds = _bounds(unique, key)
-    exact_alone = _jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key))[1]
+    exact_alone = jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key))[1]
 
-    (found, jobs) = _jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key, bounds))
+    (found, jobs) = jobs_run_by(spark, lambda: rows_in_repeated_keys(unique, key, bounds))
     assert found == 0
-    (found, jobs_repeated) = _jobs_run_by(spark, lambda: rows_in_repeated_keys(repeated, key, bounds))
+    (found, jobs_repeated) = jobs_run_by(spark, lambda: rows_in_repeated_keys(repeated, key, bounds))
     assert found == 2 and jobs_repeated == jobs + exact_alone, "a repeated key is counted exactly as well"
 
 
