@@ -25,6 +25,7 @@ from jobs.datasets import PARTITION
 from pipeline.lake import Lake
 
 EPOCH = dt.datetime(1970, 1, 1)
+EPOCH_DATE = EPOCH.date()
 SPARK_SCHEMA_KEY = "org.apache.spark.sql.parquet.row.metadata"  # where Spark's writer keeps its schema
 
 
@@ -77,7 +78,7 @@ def _decoder(field: T.StructField, physical: str, annotation: str) -> Any:
     if isinstance(kind, T.FloatType | T.DoubleType) and physical in ("FLOAT", "DOUBLE"):
         return float
     if isinstance(kind, T.DateType) and physical == "INT32" and annotation == "DATE":
-        return lambda days: dt.date(1970, 1, 1) + dt.timedelta(days=int(days))
+        return lambda days: EPOCH_DATE + dt.timedelta(days=int(days))
     if isinstance(kind, T.TimestampType) and physical == "INT64" and annotation == "TIMESTAMP(MICROS,true)":
         return lambda micros: EPOCH + dt.timedelta(microseconds=int(micros))
     return None
@@ -152,6 +153,11 @@ def with_partition(stats: FooterStats, day: dt.date) -> FooterStats:
     return FooterStats(stats.rows, {**stats.columns, PARTITION: ColumnStats(nulls=0, low=day, high=day, bounded=True)})
 
 
+def parquet_files(names: Iterable[str]) -> list[str]:
+    """The parquet files among a partition's listed names, in name order."""
+    return sorted(name for name in names if name.endswith(".parquet"))
+
+
 def partition_footers(spark: SparkSession, lake: Lake, rel: str, names: Sequence[str]) -> list[Any]:
     """The footers of a partition's parquet files (`names`, as just listed), in name order."""
-    return [open_footer(spark, lake.uri_of(f"{rel}/{name}")) for name in sorted(names) if name.endswith(".parquet")]
+    return [open_footer(spark, lake.uri_of(f"{rel}/{name}")) for name in parquet_files(names)]

@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 from ingestion.landing import partition_path
 from jobs.datasets import PARTITION, Dataset, Layer
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
-from jobs.footers import footer_schema, open_footer
+from jobs.footers import footer_schema, open_footer, parquet_files
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event
@@ -135,18 +135,12 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
     return spark.read.schema(ds.schema).parquet(lake.uri_of(rel))
 
 
-
-
-def written_schema(spark: SparkSession, lake: Lake, rel: str, listed: Sequence[str] | None = None
-                   ) -> T.StructType | None:
+def written_schema(spark: SparkSession, lake: Lake, rel: str) -> T.StructType | None:
     """The schema of a partition's files as Spark wrote them, read from one file's footer on the
     driver (a few milliseconds); None when the partition has no parquet file or the file was not
-    written by Spark. Spark's own inference runs a job to read that same footer. `listed`: the
-    partition's file names when the caller has just listed them (on S3 each listing is a request)."""
-    names = sorted(n for n in (lake.list_files(rel) if listed is None else listed) if n.endswith(".parquet"))
-    if not names:
-        return None
-    return footer_schema(open_footer(spark, lake.uri_of(f"{rel}/{names[0]}")))
+    written by Spark. Spark's own inference runs a job to read that same footer."""
+    names = parquet_files(lake.list_files(rel))
+    return footer_schema(open_footer(spark, lake.uri_of(f"{rel}/{names[0]}"))) if names else None
 
 
 def _shape(schema: T.StructType) -> list[tuple[str, str]]:

@@ -29,10 +29,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.footers import FooterStats
+from jobs.footers import EPOCH_DATE, FooterStats
 
 ROWS_IN_REPEATED_KEYS = "_rows_in_repeated_keys"
-EPOCH_DATE = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,22 @@ def _bound(value: Any) -> Column:
     return F.lit(value)
 
 
-def _between(column: Column, kwargs: dict[str, Any]) -> Column:
-    """The rows GX's expect_column_values_to_be_between accepts (bounds inclusive unless strict)."""
-    accepted = F.lit(True)
+def _within(low: Any, high: Any, kwargs: dict[str, Any], bound: Callable[[Any], Any], accepted: Any) -> Any:
+    """GX's expect_column_values_to_be_between (bounds inclusive unless strict) on the smallest and
+    largest value: a Column of the rows it accepts when given a column for both, a bool when given
+    the values the footers hold. One rule for both, so the proof and the count agree."""
     if kwargs.get("min_value") is not None:
-        low = _bound(kwargs["min_value"])
-        accepted &= (column > low) if kwargs.get("strict_min") else (column >= low)
+        floor = bound(kwargs["min_value"])
+        accepted = accepted & ((low > floor) if kwargs.get("strict_min") else (low >= floor))
     if kwargs.get("max_value") is not None:
-        high = _bound(kwargs["max_value"])
-        accepted &= (column < high) if kwargs.get("strict_max") else (column <= high)
+        ceiling = bound(kwargs["max_value"])
+        accepted = accepted & ((high < ceiling) if kwargs.get("strict_max") else (high <= ceiling))
+    return accepted
+
+
+def _between(column: Column, kwargs: dict[str, Any]) -> Column:
+    """The rows GX's expect_column_values_to_be_between accepts."""
+    accepted: Column = _within(column, column, kwargs, _bound, F.lit(True))
     return accepted
 
 
@@ -104,29 +110,22 @@ def _bounds_hold(low: Any, high: Any, kwargs: dict[str, Any]) -> bool:
     """Whether every value in [low, high] passes GX's between with these kwargs (a bound of
     another kind, such as a timestamp against a date, proves nothing)."""
     try:
-        if kwargs.get("min_value") is not None:
-            floor = kwargs["min_value"]
-            if not (low > floor if kwargs.get("strict_min") else low >= floor):
-                return False
-        if kwargs.get("max_value") is not None:
-            ceiling = kwargs["max_value"]
-            if not (high < ceiling if kwargs.get("strict_max") else high <= ceiling):
-                return False
+        return bool(_within(low, high, kwargs, lambda value: value, True))
     except TypeError:
         return False
-    return True
 
 
 def proved_by_footers(expectation: Expectation, footers: FooterStats | None) -> bool:
     """Whether the files' own statistics show that no row can fail this rule, so no row need be
     read for it. False whenever they cannot tell: the rule is then counted on the rows."""
     kind, kwargs = expectation.expectation_type, expectation.configuration.kwargs
-    stats = footers.columns.get(kwargs.get("column", "")) if footers is not None else None
-    if stats is None or kind not in (*_NULLS, *_ACCEPTS):
+    if footers is None or kind not in (*_NULLS, *_ACCEPTS):
+        return False
+    stats = footers.columns.get(kwargs["column"])
+    if stats is None:
         return False
     if kind in _NULLS:
-        wanted = 0 if _NULLS[kind] else footers.rows  # type: ignore[union-attr]
-        return stats.nulls is not None and stats.nulls == wanted
+        return stats.nulls is not None and stats.nulls == (0 if _NULLS[kind] else footers.rows)
     if not stats.bounded:
         return False
     if stats.low is None:
