@@ -4,6 +4,10 @@ The same declaration drives the writer (path, partition, exact columns and types
 the validation suite (jobs/suites.py: key unique and not null, exact column set and types, plus
 the value rules declared here in `checks`) and the PostgreSQL upsert (conflict key, newer-wins
 column, replace-the-set bridges, replace-the-date time series).
+
+The dimensions (`dim_games`, `dim_<entity>`) keep a row for what was deleted: `deleted_at` is the
+date whose complete source no longer had it (null while live). The marts that follow a dimension's
+deletions (`follows_deletions_of`) never hold a deleted row's key, in the lake or in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pyspark.sql import types as T
 from jobs.fingerprint import FINGERPRINT
 
 PARTITION = "dt"
+DELETED_AT = "deleted_at"  # on the dimensions: the date that found the row gone, null while live
 
 
 class Layer(StrEnum):
@@ -108,7 +113,13 @@ class Dataset:
     # last changed, so an older date never brings back a set that a later date emptied
     parents_versioned_by: str | None = None
     checks: tuple[Check, ...] = ()  # value rules beyond those the schema and key imply
-    min_rows: int = 0  # a mart that must never be empty (the catalogue, the ranked marts); not D's deltas
+    min_rows: int = 0  # rows an output must have: the catalogue, dimensions, fact, snapshots; not D's deltas
+    # how an output with fewer rows is judged: critical blocks the load; a warning is reported and the
+    # output loaded as it is (a ranked mart where no game qualifies, which real catalogues produce)
+    min_rows_severity: Severity = Severity.CRITICAL
+    # the dimension (a mart name) whose deleted keys (DELETED_AT) this mart must never hold: the load
+    # removes their rows in the dimension's transaction, and an older date never brings them back
+    follows_deletions_of: str | None = None
     # the writer stores each row's fingerprint (jobs/fingerprint.py) as one more column of the files, so
     # the load compares D with the date loaded before by key and fingerprint alone; never loaded
     fingerprinted: bool = False
@@ -133,6 +144,11 @@ class Dataset:
     @property
     def file_column_names(self) -> list[str]:
         return [n for n, _, _ in self.file_columns]
+
+    @property
+    def keeps_deletions(self) -> bool:
+        """A dimension that keeps its deleted rows, marked with the date that found them gone."""
+        return DELETED_AT in self.column_names
 
     @property
     def rel_path(self) -> str:
@@ -191,6 +207,7 @@ GAME_COLUMNS = (
 )
 
 NAME_COLUMNS = tuple(_c(f"{id_col.removesuffix('_id')}_names", _names, False) for _, _, id_col, _ in BRIDGES)
+DELETION_COLUMN = _c(DELETED_AT, _date)
 
 POPULARITY_COLUMNS: dict[int, str] = {
     1: "visits",
@@ -251,6 +268,15 @@ _MART_CHECKS: tuple[Check, ...] = (
 )
 
 
+def _ranked(name: str, columns: tuple[tuple[str, T.DataType, bool], ...], description: str,
+            *checks: Check) -> Dataset:
+    """A marketing mart: the top games of D by its definition, keyed by date and game. It may be empty
+    (few real games have enough votes, or none is upcoming): a warning, and D is loaded as empty."""
+    return Dataset(name, Layer.MARTS, (*_MART_HEAD, *columns), ("snapshot_date", "game_id"), description,
+                   load=LoadKind.REPLACE_DATE, min_rows=1, min_rows_severity=Severity.WARNING,
+                   follows_deletions_of="dim_games", checks=(*_MART_CHECKS, *checks))
+
+
 def _datasets() -> dict[str, Dataset]:
     out: list[Dataset] = [
         Dataset("games", Layer.STAGING, GAME_COLUMNS, ("game_id",),
@@ -262,8 +288,8 @@ def _datasets() -> dict[str, Dataset]:
                 checks=(IsRunDate(("snapshot_date",)), Between(("value",), 0, None), NotInFuture(("calculated_at",)),
                         References("popularity_type", "staging/ref_popularity_types", "popularity_type_id",
                                    Severity.WARNING))),
-        Dataset("dim_games", Layer.MARTS, (*GAME_COLUMNS, *NAME_COLUMNS), ("game_id",),
-                "the whole catalogue as of D, reference names resolved", files=2,
+        Dataset("dim_games", Layer.MARTS, (*GAME_COLUMNS, *NAME_COLUMNS, DELETION_COLUMN), ("game_id",),
+                "the whole catalogue as of D, reference names resolved, deleted games marked", files=2,
                 load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=GAME_CHECKS, min_rows=1,
                 fingerprinted=True),
         Dataset("fct_game_popularity", Layer.MARTS,
@@ -275,43 +301,35 @@ def _datasets() -> dict[str, Dataset]:
                 # The date first, like the marketing marts: PostgreSQL's primary key then takes each new
                 # date's rows at its right edge (game first, they landed all over an ever-growing index)
                 # and serves the load's lookups by date, so no second index is kept up to date
-                ("snapshot_date", "game_id"), "one row per game per D, types pivoted, percentile ranks", files=2,
-                load=LoadKind.REPLACE_DATE, min_rows=1,
+                ("snapshot_date", "game_id"), "one row per live game per D, types pivoted, percentile ranks",
+                files=2, load=LoadKind.REPLACE_DATE, min_rows=1, follows_deletions_of="dim_games",
                 checks=(IsRunDate(("snapshot_date",)), Between(tuple(POPULARITY_COLUMNS.values()), 0, None),
                         Between(_PERCENTILES, 0, 1),
                         # popularity also covers games the catalogue has not seen yet (before a full refresh)
                         References("game_id", "marts/dim_games", "game_id", Severity.WARNING))),
-        Dataset("mart_top_rated", Layer.MARTS,
-                (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
-                 _c("weighted_rating", _dbl, False)),
-                ("snapshot_date", "game_id"), "best rated games, Bayesian-weighted", load=LoadKind.REPLACE_DATE,
-                min_rows=1, checks=(*_MART_CHECKS, Between(("total_rating", "weighted_rating"), 0, 100),
-                                    Between(("total_rating_count",), 0, None))),
-        Dataset("mart_top_hyped", Layer.MARTS,
-                (*_MART_HEAD, _c("first_release_date", _date), _c("want_to_play", _dbl), _c("visits", _dbl),
-                 _c("hype_score", _dbl, False)),
-                ("snapshot_date", "game_id"), "most anticipated unreleased games", load=LoadKind.REPLACE_DATE,
-                min_rows=1, checks=(*_MART_CHECKS, Between(("want_to_play", "visits"), 0, None),
-                                    Between(("hype_score",), 0, 1))),
-        Dataset("mart_trending_now", Layer.MARTS,
-                (*_MART_HEAD, _c("activity_score", _dbl, False), _c("momentum", _dbl, False),
-                 _c("trend_score", _dbl, False)),
-                ("snapshot_date", "game_id"), "released games most played and watched now, and rising",
-                load=LoadKind.REPLACE_DATE, min_rows=1,
-                checks=(*_MART_CHECKS, Between(("activity_score",), 0, 1), Between(("momentum",), -1, 1))),
-        Dataset("mart_hidden_gems", Layer.MARTS,
-                (*_MART_HEAD, _c("total_rating", _dbl), _c("total_rating_count", _long),
-                 _c("visits_pct", _dbl), _c("weighted_rating", _dbl, False)),
-                ("snapshot_date", "game_id"), "highly rated games few people visit", load=LoadKind.REPLACE_DATE,
-                min_rows=1, checks=(*_MART_CHECKS, Between(("total_rating", "weighted_rating"), 0, 100),
-                                    Between(("total_rating_count",), 0, None), Between(("visits_pct",), 0, 1))),
+        _ranked("mart_top_rated", (_c("total_rating", _dbl), _c("total_rating_count", _long),
+                                   _c("weighted_rating", _dbl, False)), "best rated games, Bayesian-weighted",
+                Between(("total_rating", "weighted_rating"), 0, 100), Between(("total_rating_count",), 0, None)),
+        _ranked("mart_top_hyped", (_c("first_release_date", _date), _c("want_to_play", _dbl), _c("visits", _dbl),
+                                   _c("hype_score", _dbl, False)), "most anticipated unreleased games",
+                Between(("want_to_play", "visits"), 0, None), Between(("hype_score",), 0, 1)),
+        _ranked("mart_trending_now", (_c("activity_score", _dbl, False), _c("momentum", _dbl, False),
+                                      _c("trend_score", _dbl, False)),
+                "released games most played and watched now, and rising",
+                Between(("activity_score",), 0, 1), Between(("momentum",), -1, 1)),
+        _ranked("mart_hidden_gems", (_c("total_rating", _dbl), _c("total_rating_count", _long), _c("visits_pct", _dbl),
+                                     _c("weighted_rating", _dbl, False)), "highly rated games few people visit",
+                Between(("total_rating", "weighted_rating"), 0, 100), Between(("total_rating_count",), 0, None),
+                Between(("visits_pct",), 0, 1)),
     ]
     for entity, columns in REFERENCE_COLUMNS.items():
         ref_checks = (NotInFuture(("updated_at",)), NotNull(("name",)))
+        # a snapshot is the whole entity: an empty one is a broken answer, never a day with no platforms
         out.append(Dataset(f"ref_{entity}", Layer.STAGING, columns, (columns[0][0],), f"{entity} snapshot of D",
-                           checks=ref_checks))
-        out.append(Dataset(f"dim_{entity}", Layer.MARTS, columns, (columns[0][0],), f"{entity} as of D",
-                           load=LoadKind.UPSERT_NEWER, version_column="updated_at", checks=ref_checks, min_rows=1))
+                           checks=ref_checks, min_rows=1))
+        out.append(Dataset(f"dim_{entity}", Layer.MARTS, (*columns, DELETION_COLUMN), (columns[0][0],),
+                           f"{entity} as of D, deleted rows marked", load=LoadKind.UPSERT_NEWER,
+                           version_column="updated_at", checks=ref_checks, min_rows=1))
     for bridge, entity, id_column, _ in BRIDGES:
         columns = (_c("game_id", _long, False), _c(id_column, _long, False))
         out.append(Dataset(bridge, Layer.STAGING, columns, ("game_id", id_column),
@@ -322,9 +340,10 @@ def _datasets() -> dict[str, Dataset]:
                            f"game to {entity}: the full set for each game seen on D",
                            # only D's changed games: a quiet day may change none that have any
                            load=LoadKind.REPLACE_SET, parent_key="game_id", parents_from="staging/games",
-                           parents_versioned_by="dim_games", min_rows=0,
+                           parents_versioned_by="dim_games", min_rows=0, follows_deletions_of="dim_games",
+                           # the reference rows live on D (D's snapshot, not the dimension's deleted rows)
                            checks=(References("game_id", "marts/dim_games", "game_id"),
-                                   References(id_column, f"marts/dim_{entity}", id_column))))
+                                   References(id_column, f"staging/ref_{entity}", id_column))))
     from ingestion.entities import ENTITIES
 
     for entity in ENTITIES:
@@ -356,6 +375,11 @@ def _check_references() -> None:
         if ds.parents_from and DATASETS[ds.parents_from].key != (ds.parent_key,):
             raise AssertionError(f"{ds.rel_path}: parents_from {ds.parents_from} must be keyed by {ds.parent_key} "
                                  f"(the load reads its ids without a distinct)")
+        if ds.follows_deletions_of:
+            dimension = DATASETS[f"{Layer.MARTS.value}/{ds.follows_deletions_of}"]
+            if not dimension.keeps_deletions or dimension.key[0] not in ds.column_names or ds.load is None:
+                raise AssertionError(f"{ds.rel_path}: follows_deletions_of must name a loaded dimension that keeps "
+                                     f"its deletions, whose key this mart holds")
         if ds.parents_versioned_by:
             versions = DATASETS[f"{Layer.MARTS.value}/{ds.parents_versioned_by}"]
             marts = list(DATASETS.values())

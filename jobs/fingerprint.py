@@ -16,7 +16,12 @@ FINGERPRINT = "_row_fingerprint"
 
 def with_fingerprint(frame: DataFrame) -> DataFrame:
     """The frame plus FINGERPRINT, a hash of every column computed in the JVM (about a second for the
-    350k-row catalogue, where building each row's text would take 15 s).
+    350k-row catalogue, where building each row's text would take 15 s)."""
+    return frame.withColumn(FINGERPRINT, fingerprint_of(frame))
+
+
+def fingerprint_of(frame: DataFrame) -> Column:
+    """The hash of every column of `frame`, as a column of it.
 
     Spark's hash skips nulls and chains array elements without their boundaries, so on its own
     (x, null) and (null, x), or [1, 2], [3] and [1], [2, 3], would collide: each value's null flag,
@@ -28,4 +33,4 @@ def with_fingerprint(frame: DataFrame) -> DataFrame:
         parts += [column, column.isNull()]
         if isinstance(field.dataType, T.ArrayType):
             parts += [F.size(column), F.transform(column, lambda element: element.isNull())]
-    return frame.withColumn(FINGERPRINT, F.xxhash64(*parts))
+    return F.xxhash64(*parts)

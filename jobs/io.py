@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ingestion.landing import partition_path
-from jobs.datasets import PARTITION, Dataset, Layer
+from jobs.datasets import DELETED_AT, PARTITION, Dataset, Layer
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
-from jobs.footers import footer_schema, open_footer, parquet_files
+from jobs.footers import footer_schema, footer_stats, open_footer, parquet_files, partition_footers
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.logs import event
@@ -98,25 +98,34 @@ def write_partition(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, empty:
     which would leave the old rows of D in place, so D's folder is replaced by a schema-only
     file. `empty=True` (the caller knows there is no row) does that without running Spark.
     """
+    return write_counted(df, ds, lake, day, {}, empty)["rows"]
+
+
+def write_counted(df: DataFrame, ds: Dataset, lake: Lake, day: dt.date, counts: Mapping[str, Column],
+                  empty: bool = False) -> dict[str, int]:
+    """`write_partition`, also counting `counts` (name -> a boolean column) over the rows written, in
+    the same job: {"rows": n, name: rows where the column is true, ...}."""
     # rows may carry their fingerprint already (the catalogue's unchanged rows keep the stored one)
     carried = ds.fingerprinted and FINGERPRINT in df.columns
     out = conform(df, ds, ds.file_columns if carried else None)
     if ds.fingerprinted and not carried:
         out = with_fingerprint(out)
     partition = ds.partition_rel_path(day.isoformat())
-    rows = 0
+    found = {"rows": 0, **{name: 0 for name in counts}}
     if not empty:
         written = Observation()
-        shaped = out.observe(written, F.count(F.lit(1)).alias("rows")).coalesce(ds.files)  # no extra shuffle
-        (shaped.withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
+        shaped = out.observe(written, F.count(F.lit(1)).alias("rows"),
+                             *[F.count_if(condition).alias(name) for name, condition in counts.items()])
+        (shaped.coalesce(ds.files)  # no extra shuffle
+         .withColumn(PARTITION, F.lit(day.isoformat()).cast(T.DateType()))
          .write.mode("overwrite").partitionBy(PARTITION).parquet(lake.uri_of(ds.rel_path)))
-        rows = int(written.get["rows"])
-    if rows == 0:
+        found = {name: int(written.get[name] or 0) for name in found}
+    if found["rows"] == 0:
         lake.delete(partition)
         if ds.layer is not Layer.QUARANTINE:  # no quarantine folder means no rejected line
             out.limit(0).coalesce(1).write.mode("overwrite").parquet(lake.uri_of(partition))
-    event(log, f"wrote {ds.rel_path}/dt={day}", rows=rows)
-    return rows
+    event(log, f"wrote {ds.rel_path}/dt={day}", **found)
+    return found
 
 
 def distinct_keys(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> int:
@@ -188,3 +197,24 @@ def latest_partition_before(lake: Lake, ds: Dataset, day: dt.date) -> dt.date | 
                 continue
     earlier = [d for d in days if d < day]
     return max(earlier) if earlier else None
+
+
+def live_rows(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date) -> tuple[int, int] | None:
+    """(rows, live rows) of D's partition of a dimension, from its footers (no Spark job): the live
+    rows are those whose `deleted_at` is null; every row of files written before the column was.
+    None when the partition has no parquet file."""
+    rel = ds.partition_rel_path(day.isoformat())
+    names = parquet_files(lake.list_files(rel))
+    if not names:
+        return None
+    footers = partition_footers(spark, lake, rel, names)
+    schema = footer_schema(footers[0])
+    if schema is None:
+        return None
+    stats = footer_stats(footers, schema)
+    deleted = stats.columns.get(DELETED_AT)
+    if DELETED_AT not in schema.fieldNames():
+        return stats.rows, stats.rows
+    if deleted is None or deleted.nulls is None:
+        return None
+    return stats.rows, deleted.nulls

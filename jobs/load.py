@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -29,19 +28,21 @@ from jobs.datasets import DATASETS, Dataset
 from jobs.io import read_fingerprinted, read_partition
 from jobs.load_plan import LoadPlan, partition_digest, plan_load, rows_not_in
 from jobs.pgcopy import copy_lines, copy_text_partition
-from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
-from jobs.validation import REPORT_DIR as VALIDATION_REPORT_DIR
+from jobs.reports import validation_summary, validation_verdict
 from jobs.warehouse import (
     LOADED,
     SOURCE_DT,
     analyze_parents_stage,
     analyze_stage,
     copy_statement,
+    deleted_by_load,
     drop_parents_stage,
     drop_stage,
     ensure_schema,
+    followers,
     parents_copy_statement,
     parents_stage_ddl,
+    purge_deleted,
     record_loaded_partition,
     stage_ddl,
     upsert_statements,
@@ -70,19 +71,10 @@ class LoadError(PipelineError):
 
 def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
     """The validation summary of D, if it passed, covered every output and matches the current transform."""
-    text = lake.read_text(f"{VALIDATION_REPORT_DIR.format(day=day.isoformat())}/summary.json")
-    if text is None:
-        raise LoadRefused(f"dt={day} has not been validated: run `igdb-pipeline validate --date {day}` first")
-    summary: dict[str, Any] = json.loads(text)
-    if not summary.get("passed"):
-        raise LoadRefused(f"dt={day} failed validation ({summary.get('critical_failures')} critical failure(s)): "
-                          f"nothing is loaded; see {VALIDATION_REPORT_DIR.format(day=day.isoformat())}/index.html")
-    if not summary.get("complete"):
-        raise LoadRefused(f"the last validation of dt={day} was partial (--only): run a full "
-                          f"`igdb-pipeline validate --date {day}` before loading")
-    transform = json.loads(lake.read_text(TRANSFORM_REPORT.format(day=day.isoformat())) or "{}")
-    if transform.get("finished_at") != summary.get("transform_finished_at"):
-        raise LoadRefused(f"dt={day} was transformed again after its validation: validate {day} again first")
+    summary = validation_summary(lake, day)
+    if (why := validation_verdict(lake, day, summary)) is not None:
+        raise LoadRefused(f"{why}; nothing is loaded")
+    assert summary is not None
     return summary
 
 
@@ -177,11 +169,12 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
                 mark = lap("parents", mark)
             with conn, conn.cursor() as cur:
                 cur.execute(analyze_stage(ds, schema, day))
-            changed = 0
-            with conn, conn.cursor() as cur:  # one transaction: all of this mart's changes, or none
+            changed, purged = 0, {}
+            with contextlib.ExitStack() as turns, conn, conn.cursor() as cur:  # one transaction: all or none
                 for upsert in upsert_statements(ds, schema, day):
                     cur.execute(upsert, {"day": day})
                     changed += max(cur.rowcount, 0)
+                purged = purge_followers(cur, conn, turns, ds, schema, day)
                 cur.execute(record_loaded_partition(schema), {"mart": ds.name, "dt": day, "digest": digest,
                                                               "mode": plan.mode, "staged": staged})
                 cur.execute(drop_stage(ds, schema, day))
@@ -192,10 +185,30 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
             raise
     seconds = round(time.monotonic() - began, 2)
     timings: dict[str, Any] = {f"{phase}_seconds": s for phase, s in phases.items()}
+    removed: dict[str, Any] = {"purged": purged} if purged else {}  # a dimension's deleted keys, from its followers
     event(log, f"loaded {ds.name}", rows=expected_rows, staged=staged, changed=changed, mode=plan.mode,
-          why=plan.why, seconds=seconds, **timings)
+          why=plan.why, seconds=seconds, **timings, **removed)
     return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds,
-            "phases": phases}
+            "phases": phases, **removed}
+
+
+def purge_followers(cur: Any, conn: Any, turns: contextlib.ExitStack, ds: Dataset, schema: str, day: dt.date
+                    ) -> dict[str, int]:
+    """In a dimension's load transaction: when it marked keys deleted as of D, remove their rows
+    from every mart that follows it (`follows_deletions_of`), each taken in its turn (the mart
+    locks, held by `turns` until the transaction ends); rows removed per mart."""
+    marts = followers(ds)
+    if not marts:
+        return {}
+    cur.execute(deleted_by_load(ds, schema), {"day": day})
+    if not cur.fetchone()[0]:
+        return {}
+    purged = {}
+    for mart in marts:  # in name order, the same in every load: no two loads wait on each other
+        turns.enter_context(waiting_advisory_lock(conn, MART_LOCK_NAMESPACE, _mart_lock_key(mart)))
+        cur.execute(purge_deleted(mart, ds, schema), {"day": day})
+        purged[mart.name] = max(cur.rowcount, 0)
+    return purged
 
 
 def load_waves(marts: Sequence[Dataset]) -> list[list[Dataset]]:
@@ -237,7 +250,7 @@ def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: 
     return {ds.name: done[ds.name] for ds in marts}
 
 
-def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "fail",
+def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "load",
              mode: str = "auto", parallel_marts: int = 4) -> dict[str, Any]:
     """Load every mart of D; returns rows, staged rows, changed rows and the plan's mode per mart."""
     started = time.monotonic()
@@ -247,14 +260,18 @@ def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: st
         with connection(url) as conn:
             with advisory_lock(conn, LOCK_NAMESPACE, day, "load"):  # held while the marts load on their own
                 ensure_schema(conn, schema)
+                # only a mart the gate lets be empty (a ranked mart no game qualifies for) gets here empty
                 empty = [ds.rel_path for ds in LOADED if int(rows.get(ds.rel_path, 0)) == 0 and ds.min_rows]
                 if empty and on_empty == "fail":
-                    raise LoadError(f"{', '.join(empty)} empty for dt={day}: nothing was loaded (an empty mart never "
-                                    f"deletes rows; set load.on_empty=skip to load the others)")
-                for skipped in empty:
-                    event(log, f"{skipped}: empty for {day}, skipped (nothing deleted)", logging.WARNING)
+                    raise LoadError(f"{', '.join(empty)} empty for dt={day}: nothing was loaded (load.on_empty=fail; "
+                                    f"'load' replaces D's rows with none, 'skip' keeps what D had)")
+                skipped = empty if on_empty == "skip" else []
+                for name in empty:
+                    event(log, f"{name}: empty for {day}, " + ("skipped (D's stored rows kept)" if name in skipped
+                                                               else "loaded as empty (D's stored rows removed)"),
+                          logging.WARNING)
 
-                loaded = load_marts(spark, lake, day, url, schema, [ds for ds in LOADED if ds.rel_path not in empty],
+                loaded = load_marts(spark, lake, day, url, schema, [ds for ds in LOADED if ds.rel_path not in skipped],
                                     {ds.name: int(rows[ds.rel_path]) for ds in LOADED if ds.rel_path in rows},
                                     mode, parallel_marts)
         result = {"dt": day.isoformat(), "marts": loaded, "seconds": round(time.monotonic() - started, 2)}

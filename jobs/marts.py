@@ -32,17 +32,22 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
                     columns: Sequence[str] = GAME_COLUMN_NAMES) -> DataFrame:
     """The catalogue as of D: the previous catalogue with D's changed games, latest updated_at wins.
 
-    A full refresh of D is the whole catalogue on its own (games gone from IGDB disappear).
-    On equal updated_at the change of D wins over the previous catalogue. Both sides hold one
-    row per game_id; each is filtered by the other's (game_id, updated_at) pairs, so only those
-    narrow pairs move (a day changes a few thousand of the 350k wide rows: ranking their union
-    would shuffle them all). `columns`: what both sides hold and the result keeps (the staged
-    game columns, or whole catalogue rows with their names and fingerprints).
+    A full refresh of D replaces every game it lists; the earlier rows of the games it does not
+    list stay as they are (jobs/deletions.py marks those it shows deleted: a row is never dropped
+    for being absent, since a quarantined line is absent too). On equal updated_at the change of
+    D wins over the previous catalogue. Both sides hold one row per game_id; each is filtered by
+    the other's (game_id, updated_at) pairs, so only those narrow pairs move (a day changes a few
+    thousand of the 350k wide rows: ranking their union would shuffle them all). `columns`: what
+    both sides hold and the result keeps (the staged game columns, or whole catalogue rows with
+    their names and fingerprints).
     """
     changes = changes.select(*columns)
-    if full_refresh or previous is None:
+    if previous is None:
         return changes
     previous = previous.select(*columns)
+    if full_refresh:
+        unlisted = previous.join(F.broadcast(changes.select("game_id")), "game_id", "left_anti")
+        return unlisted.unionByName(changes)
     changed_at = changes.select("game_id", F.col("updated_at").alias("_changed_at"))
     kept_at = previous.select("game_id", F.col("updated_at").alias("_kept_at"))
     still_newest = (previous.join(changed_at, "game_id", "left")

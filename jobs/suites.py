@@ -77,9 +77,10 @@ def _declared(ds: Dataset) -> Iterator[Expectation]:
         yield gxe.ExpectCompoundColumnsToBeUnique(column_list=list(ds.key), severity=CRITICAL,
                                                   description=f"primary key ({', '.join(ds.key)}) is unique")
     if ds.min_rows:
-        yield gxe.ExpectTableRowCountToBeBetween(min_value=ds.min_rows, severity=CRITICAL,
-                                                 description=f"at least {ds.min_rows} row(s): an empty mart is never "
-                                                             f"loaded")
+        why = ("a ranked mart no game qualifies for is loaded as empty (load.on_empty)"
+               if ds.min_rows_severity is Severity.WARNING else f"an empty {ds.layer.value} table is never loaded")
+        yield gxe.ExpectTableRowCountToBeBetween(min_value=ds.min_rows, severity=_gx(ds.min_rows_severity),
+                                                 description=f"at least {ds.min_rows} row(s): {why}")
 
 
 def reference_identity(ref: References, targets: Mapping[str, str] | None = None) -> str:

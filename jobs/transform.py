@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
-from jobs import marts, staging
-from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, Layer, dataset
+from jobs import deletions, marts, staging
+from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, REFERENCE_COLUMNS, Dataset, Layer, dataset
+from jobs.deletions import Evidence, deletion_evidence, present_keys
 from jobs.fingerprint import with_fingerprint
 from jobs.io import (
     TransformError,
@@ -28,13 +30,16 @@ from jobs.io import (
     copy_partition,
     distinct_keys,
     latest_partition_before,
+    live_rows,
     read_partition,
     read_raw_lines,
     require_manifest,
     stored_rows,
+    write_counted,
     write_partition,
 )
 from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.reports import TRANSFORM_REPORT, validation_verdict
 from jobs.schemas import RAW_SCHEMAS
 from pipeline.lake import Lake
 from pipeline.logs import event, log_context
@@ -42,7 +47,7 @@ from pipeline.threads import Task, map_in_threads, run_graph
 
 log = logging.getLogger(__name__)
 
-REPORT_PATH = "reports/transform/dt={day}/summary.json"
+REPORT_PATH = TRANSFORM_REPORT
 
 # Below this many raw lines (reference snapshots, a quiet day's games) the dedupe ranking runs as
 # the staging table is written: cheaper than a second job counting the keys of the written table.
@@ -81,7 +86,7 @@ def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> Da
     return staging.stage_reference(valid, entity, keys_unique)
 
 
-def largest_first(manifests: dict[str, dict | None]) -> list[str]:
+def largest_first(manifests: Mapping[str, dict | None]) -> list[str]:
     """Entities ordered by the bytes of their raw partition, largest first (no manifest: last,
     where staging reports it missing)."""
 
@@ -171,14 +176,49 @@ def write_bridge(spark: SparkSession, lake: Lake, day: dt.date, table: str) -> i
     return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
 
 
-def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, entity: str, rows: int
-                    ) -> tuple[int, dict[int, str]]:
-    """dim_<entity> of D (the files of its staging snapshot) and its names by id, for the catalogue."""
-    source = dataset(Layer.STAGING, f"ref_{entity}")
-    copied = copy_partition(source, dataset(Layer.MARTS, f"dim_{entity}"), lake, day, rows)
-    id_column = REFERENCE_COLUMNS[entity][0][0]
-    ref = read_partition(spark, source, lake, day).select(id_column, "name")
-    return copied, {r[id_column]: r["name"] for r in ref.collect() if r["name"] is not None}
+@dataclass(frozen=True)
+class Deletions:
+    """What a dimension of D records about deletions, for the transform's report and the gate."""
+
+    evidence: str  # what D's raw list could show (deletion_evidence's words)
+    deleted: int  # rows found gone on D (deleted_at = D)
+    live: int  # rows not deleted
+    rows: int  # every row, the deleted ones included
+    base: str | None  # the date of the earlier dimension D built on
+    previous_live: int | None  # its live rows
+
+
+def _counted_deletions(lake_rows: dict[str, int], evidence: Evidence, base: dt.date | None,
+                       previous: tuple[int, int] | None) -> Deletions:
+    return Deletions(evidence.why, lake_rows["deleted"], lake_rows["live"], lake_rows["rows"],
+                     None if base is None else base.isoformat(), None if previous is None else previous[1])
+
+
+def _deletion_counts(day: dt.date) -> dict[str, Column]:
+    return {"deleted": F.col(DELETED_AT) == F.lit(day), "live": F.col(DELETED_AT).isNull()}
+
+
+def _earlier(spark: SparkSession, lake: Lake, ds: Dataset, base: dt.date | None) -> DataFrame | None:
+    """The partition of `ds` of the base date, when it has one."""
+    if base is None or not lake.list_files(ds.partition_rel_path(base.isoformat())):
+        return None
+    return read_partition(spark, ds, lake, base)
+
+
+def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, entity: str, base: dt.date | None,
+                    manifest: dict, staged: EntityCounts) -> tuple[Deletions, dict[int, str]]:
+    """dim_<entity> of D: D's snapshot, and the earlier rows it no longer lists, marked deleted;
+    with the snapshot's names by id, for the catalogue."""
+    source, target = dataset(Layer.STAGING, f"ref_{entity}"), dataset(Layer.MARTS, f"dim_{entity}")
+    id_column = target.key[0]
+    snapshot = read_partition(spark, source, lake, day)
+    evidence = deletion_evidence(spark, lake, entity, day, manifest, staged.quarantined)
+    present = present_keys(spark, snapshot, id_column, evidence) if evidence.complete else None
+    dimension = deletions.as_of(snapshot, _earlier(spark, lake, target, base), id_column, day, present)
+    counted = write_counted(dimension, target, lake, day, _deletion_counts(day))
+    names = {r[id_column]: r["name"] for r in snapshot.select(id_column, "name").collect() if r["name"] is not None}
+    previous = live_rows(spark, lake, target, base) if base else None
+    return _counted_deletions(counted, evidence, base, previous), names
 
 
 NAMES_FILE = "_names.json"  # in marts/dim_games/dt=D, beside the files: the reference names they hold
@@ -201,38 +241,77 @@ def kept_catalogue(spark: SparkSession, lake: Lake, day: dt.date, names: Mapping
     return stored_rows(spark, dim_games, lake, day)
 
 
-def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, full_refresh: bool,
-                    names: dict[str, dict[int, str]]) -> int:
-    """dim_games of D: the latest earlier catalogue with D's changed games, names resolved.
+def catalogue_base(lake: Lake, day: dt.date, require_validated: bool = True) -> dt.date | None:
+    """The earlier date D builds on: the newest date before D with a catalogue. Its catalogue,
+    dimensions and fact are what D's are made from, so it must have passed validation: a failed
+    or unvalidated date in between stops D, naming it (`require_validated`)."""
+    base = latest_partition_before(lake, dataset(Layer.MARTS, "dim_games"), day)
+    if base is not None and require_validated and (why := validation_verdict(lake, base)) is not None:
+        raise TransformError(f"dt={day} would build on the catalogue of dt={base}, which has not passed "
+                             f"validation: {why}. Finish dt={base} first (rerun it, or load it with "
+                             f"--accept-changes once checked); nothing of dt={day} was written")
+    return base
+
+
+def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date | None, full_refresh: bool,
+                    names: dict[str, dict[int, str]], evidence: Evidence) -> Deletions:
+    """dim_games of D: the catalogue of the base date with D's changed games, names resolved, and
+    the games a complete full refresh no longer lists marked deleted as of D.
 
     On a usual day the reference names are those of the day before, so the earlier catalogue's
     rows keep the names and fingerprints they have, and only D's changed games (a few thousand of
     350k) are given theirs; when a name changed, every row is given its names again."""
     dim_games = dataset(Layer.MARTS, "dim_games")
-    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
-    before = latest_partition_before(lake, dim_games, day)
-    if before is None and not full_refresh:
+    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).withColumn(
+        DELETED_AT, F.lit(None).cast(T.DateType()))
+    if base is None and not full_refresh:
         event(log, "no earlier dim_games: the catalogue holds only this date's changed games; "
                    "run a full refresh to rebuild it", logging.WARNING)
-    kept = kept_catalogue(spark, lake, before, names) if before and not full_refresh else None
+    present = present_keys(spark, changes, "game_id", evidence) if full_refresh and evidence.complete else None
+    kept = kept_catalogue(spark, lake, base, names) if base else None
     if kept is not None:
         changed = with_fingerprint(conform(marts.resolve_names(changes, names), dim_games))
-        catalogue = marts.merge_catalogue(kept, changed, False, dim_games.file_column_names)
+        catalogue = marts.merge_catalogue(deletions.mark_deleted(kept, present, "game_id", day), changed,
+                                          full_refresh, dim_games.file_column_names)
     else:
-        previous = read_partition(spark, dim_games, lake, before) if before and not full_refresh else None
-        catalogue = marts.resolve_names(marts.merge_catalogue(previous, changes, full_refresh), names)
-    rows = write_partition(catalogue, dim_games, lake, day)
+        previous = _earlier(spark, lake, dim_games, base)
+        marked = None if previous is None else deletions.mark_deleted(previous, present, "game_id", day)
+        catalogue = marts.resolve_names(marts.merge_catalogue(marked, changes, full_refresh,
+                                                              [*marts.GAME_COLUMN_NAMES, DELETED_AT]), names)
+    counted = write_counted(catalogue, dim_games, lake, day, _deletion_counts(day))
     lake.write_text(f"{dim_games.partition_rel_path(day.isoformat())}/{NAMES_FILE}", names_record(names))
-    event(log, "dim_games: names " + (f"kept from dt={before} for its unchanged rows" if kept is not None
-                                      else "given to every row"), rows=rows)
-    return rows
+    event(log, "dim_games: names " + (f"kept from dt={base} for its unchanged rows" if kept is not None
+                                      else "given to every row"), **counted, deletions=evidence.why)
+    return _counted_deletions(counted, evidence if full_refresh else Evidence(False, "incremental: only a "
+                              "complete full refresh shows a deletion"), base,
+                              live_rows(spark, lake, dim_games, base) if base else None)
 
 
-def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool = False) -> tuple[int, int, int]:
+def deleted_games(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date | None, full_refresh: bool,
+                  evidence: Evidence) -> DataFrame | None:
+    """The game ids deleted as of D (the catalogue of D marks them: the same rule, computed from the
+    base catalogue's two columns so that the fact need not wait for the catalogue); None when there
+    is none to leave out (no earlier catalogue, or none deleted in it and no complete refresh)."""
+    dim_games = dataset(Layer.MARTS, "dim_games")
+    complete = full_refresh and evidence.complete
+    counted = live_rows(spark, lake, dim_games, base) if base else None
+    if base is None or counted is None or (counted[0] == counted[1] and not complete):
+        return None
+    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
+    previous = read_partition(spark, dim_games, lake, base).select("game_id", DELETED_AT)
+    present = present_keys(spark, changes, "game_id", evidence) if complete else None
+    return deletions.deleted_keys(deletions.mark_deleted(previous, present, "game_id", day), changes, "game_id")
+
+
+def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool = False,
+               deleted: DataFrame | None = None) -> tuple[int, int, int]:
     """fct_game_popularity of D: (rows, staging's key repeats, rows whose key it could not check).
-    With `check_keys`, the fact's aggregation counts them (`marts.key_repeat_counts`): the
-    popularity staging table's key check without a job of its own."""
+    Games `deleted` as of D are left out before the percentiles are ranked. With `check_keys`,
+    the fact's aggregation counts the repeats (`marts.key_repeat_counts`): the popularity staging
+    table's key check without a job of its own."""
     popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
+    if deleted is not None:
+        popularity = deletions.without_keys(popularity, deleted, "game_id")
     fact = marts.popularity_fact(popularity, day, count_key_repeats=check_keys)
     keys = Observation()
     if check_keys:
@@ -245,34 +324,37 @@ def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool =
 
 
 def write_checked_fact(spark: SparkSession, lake: Lake, day: dt.date, manifest: dict, staged: EntityCounts,
-                       rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> tuple[int, EntityCounts]:
+                       rank_at_once_below: int = RANK_AT_ONCE_BELOW, deleted: DataFrame | None = None
+                       ) -> tuple[int, EntityCounts]:
     """The popularity fact of D, and the popularity staging counts with its key checked.
 
     A large popularity partition is staged without counting its keys (`stage_entity(count_keys=
     False)`): 2.8M rows at 350k games, whose count is a shuffle of its own on the path to the
     fact. The fact counts repeated keys as it aggregates instead; in the rare case one repeats,
     staging is ranked again and the fact rebuilt from it. Rows of a type the count cannot check
-    (an id over 62) fall back to counting the keys."""
+    (an id over 62) fall back to counting the keys. `deleted`: the games deleted as of D."""
     entity = "popularity_primitives"
     unique = ranked_as_written(manifest, rank_at_once_below)  # then ranked as it was written: nothing to check
-    rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=not unique)
+    rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=not unique, deleted=deleted)
     target = DATASETS[staging_table(entity)]
     if repeats or (unchecked and distinct_keys(spark, target, lake, day) != staged.staged):
         staged = restage_latest(spark, lake, entity, day, manifest, staged)
-        rows, _, _ = write_fact(spark, lake, day)
+        rows, _, _ = write_fact(spark, lake, day, deleted=deleted)
     return rows, staged
 
 
-def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, top_n: int) -> dict[str, int]:
-    """The four ranked marts of D, from the catalogue and the popularity fact of D."""
+def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date | None, top_n: int
+                          ) -> dict[str, int]:
+    """The four ranked marts of D, from the live catalogue and the popularity fact of D (and the
+    base date's fact, for the momentum)."""
     fct = dataset(Layer.MARTS, "fct_game_popularity")
     # the marketing marts need a few columns of the catalogue, not its free text. Each mart reads
     # its columns from the files again: caching the two frames first cost more than the reads it
-    # saved (the four marts at 350k games: 4.5-5.0 s with the cache, 2.3-3.0 s without, warm JVM)
-    catalogue = read_partition(spark, dataset(Layer.MARTS, "dim_games"), lake, day).select(*marts.CATALOGUE_COLUMNS)
+    # saved (bench/REPORT.md has the figures)
+    catalogue = deletions.live(read_partition(spark, dataset(Layer.MARTS, "dim_games"), lake, day)
+                               ).select(*marts.CATALOGUE_COLUMNS)
     facts = read_partition(spark, fct, lake, day)
-    earlier = latest_partition_before(lake, fct, day)
-    previous_facts = read_partition(spark, fct, lake, earlier) if earlier else None
+    previous_facts = _earlier(spark, lake, fct, base)
     frames = {
         "mart_top_rated": marts.top_rated(catalogue, day, top_n),
         "mart_top_hyped": marts.top_hyped(catalogue, facts, day, top_n),
@@ -287,11 +369,14 @@ def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, top_n: 
     return dict(zip(frames, map_in_threads(write, frames, TRANSFORM_THREADS, "mart"), strict=True))
 
 
-def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: dict[str, dict | None], top_n: int,
-                    rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> list[Task[Any]]:
+def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: dict[str, dict], top_n: int,
+                    base: dt.date | None, rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> list[Task[Any]]:
     """Every output of D as a task after the outputs it reads, in the order to prefer among those ready:
     the largest raw entities first (so the small ones fill the gaps instead of holding them back),
-    then the popularity fact and the catalogue, whose jobs are the longest."""
+    then the popularity fact and the catalogue, whose jobs are the longest. `base`: the earlier
+    date D builds on (`catalogue_base`)."""
+    full_refresh = manifests["games"]["mode"] == "full"
+
     def stage(entity: str) -> Callable[[Mapping[str, Any]], EntityCounts]:
         def work(_: Mapping[str, Any]) -> EntityCounts:
             with log_context(entity=entity):  # the popularity fact counts its staging table's keys
@@ -299,21 +384,22 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
                                     count_keys=entity != "popularity_primitives")
         return work
 
+    def evidence(needs: Mapping[str, Any]) -> Evidence:
+        return deletion_evidence(spark, lake, "games", day, manifests["games"], needs["stage games"].quarantined)
+
     def fact(needs: Mapping[str, Any]) -> tuple[int, EntityCounts]:
-        manifest = manifests["popularity_primitives"]
-        assert manifest is not None  # staging refused to run without it
         with log_context(entity="popularity_primitives"):
-            return write_checked_fact(spark, lake, day, manifest, needs["stage popularity_primitives"],
-                                      rank_at_once_below)
+            deleted = deleted_games(spark, lake, day, base, full_refresh, needs["games evidence"])
+            return write_checked_fact(spark, lake, day, manifests["popularity_primitives"],
+                                      needs["stage popularity_primitives"], rank_at_once_below, deleted)
 
-    def dimension(entity: str) -> Callable[[Mapping[str, Any]], tuple[int, dict[int, str]]]:
-        return lambda staged: write_dimension(spark, lake, day, entity, staged[f"stage {entity}"].staged)
+    def dimension(entity: str) -> Callable[[Mapping[str, Any]], tuple[Deletions, dict[int, str]]]:
+        return lambda staged: write_dimension(spark, lake, day, entity, base, manifests[entity],
+                                              staged[f"stage {entity}"])
 
-    def catalogue(needs: Mapping[str, Any]) -> int:
-        games = manifests["games"]
-        assert games is not None  # staging games refused to run without it
+    def catalogue(needs: Mapping[str, Any]) -> Deletions:
         names = {entity: needs[f"dim_{entity}"][1] for _, entity, _, _ in BRIDGES}
-        return write_catalogue(spark, lake, day, games["mode"] == "full", names)
+        return write_catalogue(spark, lake, day, base, full_refresh, names, needs["games evidence"])
 
     def bridge(table: str) -> Callable[[Mapping[str, Any]], int]:
         return lambda _: write_bridge(spark, lake, day, table)
@@ -321,44 +407,52 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
     named_dims = tuple(f"dim_{entity}" for _, entity, _, _ in BRIDGES)
     return [
         *[Task(f"stage {entity}", stage(entity)) for entity in largest_first(manifests)],
-        Task("fct_game_popularity", fact, ("stage popularity_primitives",)),
-        Task("dim_games", catalogue, ("stage games", *named_dims)),
+        Task("games evidence", evidence, ("stage games",)),
+        Task("fct_game_popularity", fact, ("stage popularity_primitives", "games evidence")),
+        Task("dim_games", catalogue, ("games evidence", *named_dims)),
         *[Task(f"dim_{entity}", dimension(entity), (f"stage {entity}",)) for entity in REFERENCE_COLUMNS],
         *[Task(table, bridge(table), ("stage games",)) for table in BRIDGE_SOURCES],
-        Task("marketing marts", lambda _: write_marketing_marts(spark, lake, day, top_n),
+        Task("marketing marts", lambda _: write_marketing_marts(spark, lake, day, base, top_n),
              ("dim_games", "fct_game_popularity")),
     ]
 
 
 def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 100,
-                  rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> dict[str, Any]:
+                  rank_at_once_below: int = RANK_AT_ONCE_BELOW, require_validated_base: bool = True
+                  ) -> dict[str, Any]:
     """Everything Spark does for D; returns (and writes to the lake) the counts per entity and table.
 
     Each output is written as soon as the outputs it reads are (jobs.transform_tasks), a few at once:
-    one Spark job of a date rarely keeps every core busy on its own.
+    one Spark job of a date rarely keeps every core busy on its own. D builds on the newest earlier
+    date with a catalogue, which must have passed validation (`catalogue_base`;
+    `require_validated_base=False` lets a test build on a date it did not validate).
     """
     started = time.monotonic()
     with log_context(step="transform"):
         manifests = {entity: read_manifest(lake, entity, day) for entity in ENTITIES}  # each read once
-        for entity, manifest in manifests.items():  # before any Spark job: a missing entity fails the step
-            require_manifest(entity, day, manifest)
-        done = run_graph(transform_tasks(spark, lake, day, manifests, top_n, rank_at_once_below), TRANSFORM_THREADS,
-                         "transform")
+        # before any Spark job: a missing entity, or an earlier date not validated, fails the step
+        checked = {entity: require_manifest(entity, day, manifest) for entity, manifest in manifests.items()}
+        base = catalogue_base(lake, day, require_validated_base)
+        done = run_graph(transform_tasks(spark, lake, day, checked, top_n, base, rank_at_once_below),
+                         TRANSFORM_THREADS, "transform")
         facts, done["stage popularity_primitives"] = done["fct_game_popularity"]  # counts with the keys checked
         entities = {entity: done[f"stage {entity}"] for entity in largest_first(manifests)}
+        dimensions: dict[str, Deletions] = {f"dim_{entity}": done[f"dim_{entity}"][0] for entity in REFERENCE_COLUMNS}
+        dimensions["dim_games"] = done["dim_games"]
         rows = {table: done[table] for table in BRIDGE_SOURCES}
-        rows |= {f"dim_{entity}": done[f"dim_{entity}"][0] for entity in REFERENCE_COLUMNS}
-        rows |= {"dim_games": done["dim_games"], "fct_game_popularity": facts,
-                 **done["marketing marts"]}
-        games = manifests["games"]
+        rows |= {name: counted.rows for name, counted in dimensions.items()}
+        rows |= {"fct_game_popularity": facts, **done["marketing marts"]}
         report = {
             "dt": day.isoformat(),
-            "full_refresh": games is not None and games["mode"] == "full",
+            "full_refresh": checked["games"]["mode"] == "full",
+            "base": None if base is None else base.isoformat(),
             "entities": {e: {**asdict(c), "collapsed": c.collapsed} for e, c in entities.items()},
             "rows": rows,
+            "deletions": {name: asdict(counted) for name, counted in dimensions.items()},
             "seconds": round(time.monotonic() - started, 2),
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         }
         lake.write_text(REPORT_PATH.format(day=day.isoformat()), json.dumps(report, indent=2) + "\n")
-        event(log, "transform done", seconds=report["seconds"], dim_games=rows["dim_games"])
+        event(log, "transform done", seconds=report["seconds"], dim_games=rows["dim_games"],
+              deleted_games=dimensions["dim_games"].deleted)
     return report

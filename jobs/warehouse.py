@@ -15,7 +15,7 @@ from typing import Any
 from psycopg2 import sql
 from pyspark.sql import types as T
 
-from jobs.datasets import MARTS, Dataset, LoadKind
+from jobs.datasets import DATASETS, DELETED_AT, MARTS, Dataset, Layer, LoadKind
 from pipeline.ledger import ledger_ddl
 
 SOURCE_DT = "source_dt"
@@ -263,9 +263,15 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         # versions parents (dim_games: loaded first, changed whenever a set changes) says it too
         template = "NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = s.{p} AND n.{sdt} > %(day)s)"
         if ds.parents_versioned_by:
-            template += " AND NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND g.{sdt} > %(day)s)"
+            # a deleted parent's set is gone for good: an older date never brings it back
+            deleted = (" OR g.{deleted} IS NOT NULL" if ds.follows_deletions_of == ds.parents_versioned_by else "")
+            template += (" AND NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND (g.{sdt} > %(day)s"
+                         + deleted + "))")
         fresh = sql.SQL(template).format(target=target, p=parent, sdt=sql.Identifier(SOURCE_DT),
-                                         versions=_table(schema, ds.parents_versioned_by or ds.name))
+                                         versions=_table(schema, ds.parents_versioned_by or ds.name),
+                                         deleted=sql.Identifier(DELETED_AT))
+        if ds.follows_deletions_of and ds.follows_deletions_of != ds.parents_versioned_by:
+            fresh = sql.SQL("{} AND {}").format(fresh, _not_deleted(ds, schema))
         # the parents seen on D: all of them (an emptied set too) when the declaration lists them
         seen = _table(schema, parents_stage_name(ds, day)) if ds.parents_from else stage
         gone = sql.SQL(
@@ -282,7 +288,43 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         gone = sql.SQL("DELETE FROM {target} t WHERE t.{d} = %(day)s AND NOT EXISTS "
                        "(SELECT 1 FROM {stage} s WHERE {match})").format(
             target=target, d=snapshot, stage=stage, match=_key_match(ds, "s", "t"))
-        add = _insert(ds, schema, day, _needed(ds, schema, _changed(ds, "s"), of_day=True),
+        needed = _needed(ds, schema, _changed(ds, "s"), of_day=True)
+        if ds.follows_deletions_of:  # an older date never brings a deleted game back
+            needed = sql.SQL("{} AND {}").format(needed, _not_deleted(ds, schema))
+        add = _insert(ds, schema, day, needed,
                       sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _changed(ds)))
         return [gone, add]
     raise ValueError(f"{ds.rel_path} has no load kind")
+
+
+def _not_deleted(ds: Dataset, schema: str) -> sql.Composed:
+    """The staged row s is of a key its dimension (`follows_deletions_of`) has not deleted."""
+    dimension = DATASETS[f"{Layer.MARTS.value}/{ds.follows_deletions_of}"]
+    key = sql.Identifier(dimension.key[0])
+    return sql.SQL("NOT EXISTS (SELECT 1 FROM {} g WHERE g.{k} = s.{k} AND g.{d} IS NOT NULL)").format(
+        _table(schema, dimension.name), k=key, d=sql.Identifier(DELETED_AT))
+
+
+def followers(ds: Dataset) -> list[Dataset]:
+    """The loaded marts that must never hold a key this dimension deleted, in name order (the order
+    their locks are taken in)."""
+    return sorted((m for m in LOADED if m.follows_deletions_of == ds.name), key=lambda m: m.name)
+
+
+def deleted_by_load(ds: Dataset, schema: str) -> sql.Composed:
+    """How many of this dimension's rows a load of D marked deleted (their `source_dt` is D);
+    parameter: day."""
+    return sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL AND {} = %(day)s").format(
+        _table(schema, ds.name), sql.Identifier(DELETED_AT), sql.Identifier(SOURCE_DT))
+
+
+def purge_deleted(follower: Dataset, dimension: Dataset, schema: str) -> sql.Composed:
+    """Remove from a follower the rows of the keys a load of D marked deleted in its dimension, in
+    the dimension's transaction: a deleted game leaves the bridges, the fact and the marketing
+    marts with its deletion, for every date. Parameter: day."""
+    key = sql.Identifier(dimension.key[0])
+    return sql.SQL("DELETE FROM {f} t WHERE t.{k} IN (SELECT g.{k} FROM {d} g WHERE g.{deleted} IS NOT NULL "
+                   "AND g.{sdt} = %(day)s)").format(f=_table(schema, follower.name), k=key,
+                                                    d=_table(schema, dimension.name),
+                                                    deleted=sql.Identifier(DELETED_AT),
+                                                    sdt=sql.Identifier(SOURCE_DT))

@@ -100,7 +100,8 @@ class Store:
         return list(self._records.get(entity, []))
 
     def _window(self, entity: str, query: Query) -> list[dict[str, Any]]:
-        records, ids = self._records[entity], self._ids[entity]
+        with self._lock:  # the pair as one: delete and put replace both
+            records, ids = self._records[entity], self._ids[entity]
         low, high = id_bounds(query.where)
         start = 0 if low is None else bisect.bisect_left(ids, low)
         end = len(ids) if high is None else bisect.bisect_right(ids, high)
@@ -162,6 +163,26 @@ class Store:
             record["updated_at"] = max(int(time.time()), int(records[pos].get("updated_at", 0)) + 1)
             records[pos] = record
             return record
+
+    def delete(self, entity: str, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Remove records, as IGDB does with duplicates and spam: they are simply no longer served.
+        Returns the records removed (to put back, for a comeback or a day that lost them)."""
+        gone = set(ids)
+        with self._lock:
+            kept = [r for r in self._records[entity] if r["id"] not in gone]
+            removed = [r for r in self._records[entity] if r["id"] in gone]
+            self._records[entity] = kept  # one reference swap each: readers see before or after
+            self._ids[entity] = [r["id"] for r in kept]
+        return removed
+
+    def put(self, entity: str, records: Iterable[dict[str, Any]]) -> None:
+        """Add records (or replace those with the same id) as they are, updated_at included."""
+        incoming = {r["id"]: r for r in records}
+        with self._lock:
+            merged = sorted([r for r in self._records[entity] if r["id"] not in incoming] + list(incoming.values()),
+                            key=lambda r: r["id"])
+            self._records[entity] = merged
+            self._ids[entity] = [r["id"] for r in merged]
 
     def create(self, entity: str, dice: FaultDice) -> int | None:
         """A new record appears above the current max id (a game added while a client pages)."""

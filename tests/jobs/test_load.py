@@ -21,7 +21,7 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.load import LOCK_NAMESPACE, LoadRefused, load_waves, run_load
+from jobs.load import LOCK_NAMESPACE, LoadError, LoadRefused, load_waves, run_load
 from jobs.transform import run_transform
 from jobs.validation import ValidationFailed, run_validation
 from jobs.warehouse import LOADED
@@ -54,7 +54,7 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
         ingest(settings, D2, "d2")
     finally:
         sandbox.stop()
-    for day in (D1, D2):
+    for day in (D1, D2):  # D2 builds on D1's catalogue once D1 passed validation
         run_transform(spark, lake, day, top_n=20)
         run_validation(spark, lake, day, f"v-{day}")
     return {"lake": lake_dir, "game": game["id"], "removed_genre": removed, "kept_genres": kept,
@@ -217,19 +217,19 @@ def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, 
                                                                          tmp_path: Path) -> None:
     lake_dir = tmp_path / "lake"
     shutil.copytree(two_days["lake"], lake_dir)
-    ratings = lake_dir / "marts" / "mart_top_rated" / f"dt={D1}"
-    kept = spark.read.parquet(str(ratings)).collect()
-    frame = spark.read.parquet(str(ratings))
+    facts = lake_dir / "marts" / "fct_game_popularity" / f"dt={D1}"
+    kept = spark.read.parquet(str(facts)).collect()
+    frame = spark.read.parquet(str(facts))
     rows, schema = frame.limit(0).collect(), frame.schema
-    shutil.rmtree(ratings)
-    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(ratings))  # an empty mart
+    shutil.rmtree(facts)
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(facts))  # an empty fact
     with pytest.raises(ValidationFailed):
-        run_validation(spark, LocalLake(lake_dir), D1, "empty", only=["marts/mart_top_rated"])
+        run_validation(spark, LocalLake(lake_dir), D1, "empty", only=["marts/fct_game_popularity"])
     with pytest.raises(LoadRefused, match="failed validation"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
-    shutil.rmtree(ratings)
-    spark.createDataFrame(kept, schema).coalesce(1).write.parquet(str(ratings))
-    run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/mart_top_rated"])
+    shutil.rmtree(facts)
+    spark.createDataFrame(kept, schema).coalesce(1).write.parquet(str(facts))
+    run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/fct_game_popularity"])
     with pytest.raises(LoadRefused, match="was partial"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
     run_validation(spark, LocalLake(lake_dir), D1, "full-again")
@@ -243,6 +243,46 @@ def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, 
         cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,))
         assert cur.fetchone()[0] == 0, "a refused load creates nothing"
     conn.close()
+
+
+def _hyped(url: str, schema: str, day: dt.date) -> list[Any]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT game_id FROM {}.mart_top_hyped WHERE snapshot_date = %s ORDER BY rank").format(
+            sql.Identifier(schema)), (day,))
+        rows = [r[0] for r in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def test_an_empty_ranked_mart_passes_the_gate_with_a_warning_and_load_on_empty_decides(
+        spark, two_days, pg_url, pg_schema, tmp_path: Path) -> None:
+    """D2 loaded with its upcoming games; then D2's mart_top_hyped is written empty, as a day with
+    no upcoming game gives it. The gate warns; `fail` loads nothing, `skip` keeps D2's stored rows,
+    `load` (the default) replaces them with none; the other marts load either way."""
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(two_days["lake"], lake_dir)
+    lake = LocalLake(lake_dir)
+    run_load(spark, lake, D1, pg_url, pg_schema)
+    run_load(spark, lake, D2, pg_url, pg_schema)
+    stored = _hyped(pg_url, pg_schema, D2)
+    assert stored, "D2 had no upcoming game: the test shows nothing"
+    hyped = lake_dir / "marts" / "mart_top_hyped" / f"dt={D2}"
+    frame = spark.read.parquet(str(hyped))
+    rows, schema = frame.limit(0).collect(), frame.schema
+    shutil.rmtree(hyped)
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(hyped))
+    summary = run_validation(spark, lake, D2, "empty-hyped")
+    assert summary["passed"] and [w["suite"] for w in summary["warned"]] == ["marts/mart_top_hyped"]
+    before = table_digests(pg_url, pg_schema)
+
+    with pytest.raises(LoadError, match=r"marts/mart_top_hyped empty for dt=2026-11-20: nothing was loaded"):
+        run_load(spark, lake, D2, pg_url, pg_schema, on_empty="fail")
+    assert table_digests(pg_url, pg_schema) == before
+    skipped = run_load(spark, lake, D2, pg_url, pg_schema, on_empty="skip")
+    assert "mart_top_hyped" not in skipped["marts"] and _hyped(pg_url, pg_schema, D2) == stored
+    loaded = run_load(spark, lake, D2, pg_url, pg_schema)
+    assert loaded["marts"]["mart_top_hyped"]["rows"] == 0 and _hyped(pg_url, pg_schema, D2) == []
+    assert _hyped(pg_url, pg_schema, D1), "another date's rows stay"
 
 
 @pytest.mark.slow

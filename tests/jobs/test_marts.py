@@ -44,9 +44,11 @@ def test_incremental_merge_keeps_the_newest_version_of_each_game(spark) -> None:
     assert sorted((r["game_id"], r["name"]) for r in merged.collect()) == [
         (1, "a v2"), (2, "b"), (3, "c newer in the catalogue"), (4, "d"), (5, "e same stamp, changed on D")]
     assert merged.columns == marts.GAME_COLUMN_NAMES
-    # a full refresh is the new snapshot alone: game 2, gone from IGDB, leaves the catalogue
+    # a full refresh replaces every game it lists, a stale version too (game 3); game 2, which it does
+    # not list, keeps its row here: jobs/deletions.py decides whether it is gone (test_deletions.py)
     refreshed = marts.merge_catalogue(previous, changes, full_refresh=True)
-    assert sorted(r["game_id"] for r in refreshed.collect()) == [1, 3, 4, 5]
+    assert sorted((r["game_id"], r["name"]) for r in refreshed.collect()) == [
+        (1, "a v2"), (2, "b"), (3, "c stale change"), (4, "d"), (5, "e same stamp, changed on D")]
 
 
 def test_reference_names_are_resolved_in_id_order(spark) -> None:

@@ -18,17 +18,22 @@ from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.datasets import BRIDGES, DATASETS, POPULARITY_COLUMNS, REFERENCE_COLUMNS, Layer, dataset
+from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, POPULARITY_COLUMNS, REFERENCE_COLUMNS, Layer, dataset
+from jobs.deletions import Evidence
 from jobs.fingerprint import with_fingerprint
 from jobs.io import conform, read_partition
-from jobs.marts import merge_catalogue, resolve_names
-from jobs.transform import NAMES_FILE, kept_catalogue, run_transform, write_catalogue
+from jobs.marts import GAME_COLUMN_NAMES, merge_catalogue, resolve_names
+from jobs.transform import NAMES_FILE, kept_catalogue, run_transform, staging_table, write_catalogue
+from jobs.validation import run_validation
 from pipeline.lake import LocalLake
+from reliability.checks import parquet_rows, raw_lines
+from reliability.truth import stageable_game
 from tests.conftest import FAST_LIMITS, settings_for
 
 D1 = dt.date(2026, 11, 19)
 D2 = dt.date(2026, 11, 20)
 CATALOGUE = dataset(Layer.MARTS, "dim_games")
+INCREMENTAL = Evidence(False, "incremental")
 
 
 def _files_of(lake: Path, day: dt.date) -> dict[str, str]:
@@ -56,6 +61,7 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
         lake = LocalLake(lake_dir)
         ingest(settings, D1, "d1")
         first = run_transform(spark, lake, D1)
+        run_validation(spark, lake, D1, "v-d1")  # D2 builds on D1's catalogue: it must have passed validation
         changed = sandbox.state.store.touch("games", 0, sandbox.state.dice,
                                             ids=sandbox.state.store.ids("games")[::12])
         ingest(settings, D2, "d2")
@@ -70,11 +76,40 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
         sandbox.stop()
 
 
-def test_counts_reconcile_for_every_entity(two_days) -> None:
-    for report in (two_days["first"], two_days["second"]):
-        for entity, counts in report["entities"].items():
-            assert counts["raw_lines"] == counts["staged"] + counts["collapsed"] + counts["quarantined"], entity
-            assert counts["quarantined"] == 0
+KEYS = {"popularity_primitives": ("game_id", "popularity_type")}
+REQUIRED_FIELDS = {"games": ("id", "updated_at"), "popularity_primitives": ("id", "game_id", "popularity_type")}
+
+
+def counted_from_raw(lake: Path, entity: str, day: dt.date) -> dict[str, int]:
+    """An entity's counts for a date computed from its raw files in plain Python, then the rows the
+    lake holds read with DuckDB: none of the transform's code. A line is quarantined when it is not
+    a JSON object, lacks a required whole number (or a positive id), or holds a value of the wrong
+    type; staged rows are its distinct keys, and the other valid lines are collapsed into them."""
+    lines = raw_lines(lake, entity, day) or []
+    keys, quarantined = [], 0
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if (not isinstance(record, dict) or any(not isinstance(record.get(f), int) for f in
+                                                REQUIRED_FIELDS.get(entity, ("id",))) or record["id"] <= 0
+                or (entity == "games" and not stageable_game(record))):
+            quarantined += 1
+            continue
+        keys.append(tuple(record[k] for k in KEYS.get(entity, ("id",))))
+    counts = {"raw_lines": len(lines), "quarantined": quarantined, "valid": len(keys), "staged": len(set(keys)),
+              "collapsed": len(keys) - len(set(keys))}
+    staged = parquet_rows(lake / DATASETS[staging_table(entity)].partition_rel_path(str(day)))
+    quarantine = parquet_rows(lake / "quarantine" / entity / f"dt={day}")
+    assert (len(staged or []), len(quarantine or [])) == (counts["staged"], quarantined), f"{entity}: the lake"
+    return counts
+
+
+def test_counts_reconcile_with_counts_taken_from_the_raw_files(two_days) -> None:
+    for day, report in ((D1, two_days["first"]), (D2, two_days["second"])):
+        assert report["entities"] == {entity: counted_from_raw(two_days["lake"], entity, day)
+                                      for entity in report["entities"]}
     assert two_days["first"]["full_refresh"] and not two_days["second"]["full_refresh"]
     assert two_days["first"]["entities"]["games"]["staged"] == 500
     # D2 is incremental: only the changed games (and those within the safety margin) are staged
@@ -149,8 +184,10 @@ def _catalogue(spark, lake_dir: Path, day: dt.date) -> DataFrame:
 def _catalogue_from_scratch(spark, lake: LocalLake, names: dict[str, dict[int, str]]) -> DataFrame:
     """dim_games of D2 with every row given its names and fingerprint again: what reuse must equal."""
     previous = read_partition(spark, CATALOGUE, lake, D1)
-    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, D2)
-    return with_fingerprint(conform(resolve_names(merge_catalogue(previous, changes, False), names), CATALOGUE))
+    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, D2).withColumn(
+        DELETED_AT, F.lit(None).cast("date"))
+    merged = merge_catalogue(previous, changes, False, [*GAME_COLUMN_NAMES, DELETED_AT])
+    return with_fingerprint(conform(resolve_names(merged, names), CATALOGUE))
 
 
 def _stamp_genre_names(spark, lake_dir: Path, game: int, tmp_path: Path) -> None:
@@ -181,7 +218,7 @@ def test_unchanged_catalogue_rows_keep_their_names_and_fingerprints_while_the_na
     game = next(r["game_id"] for r in _catalogue(spark, lake_dir, D1).orderBy("game_id").collect()
                 if r["game_id"] not in changed and r["genre_ids"])
     _stamp_genre_names(spark, lake_dir, game, tmp_path)
-    write_catalogue(spark, lake, D2, False, names)
+    write_catalogue(spark, lake, D2, D1, False, names, INCREMENTAL)
     [row] = _catalogue(spark, lake_dir, D2).where(F.col("game_id") == game).collect()
     assert row["genre_names"] == ["sentinel"]  # kept as stored, not looked up again
 
@@ -199,7 +236,7 @@ def test_a_renamed_reference_gives_every_catalogue_row_its_names_again(spark, tw
     _stamp_genre_names(spark, lake_dir, game, tmp_path)
     assert kept_catalogue(spark, lake, D1, renamed) is None
     expected = _catalogue_from_scratch(spark, lake, renamed).collect()  # before D2's files are replaced
-    write_catalogue(spark, lake, D2, False, renamed)
+    write_catalogue(spark, lake, D2, D1, False, renamed, INCREMENTAL)
     written = _catalogue(spark, lake_dir, D2)
     assert_df_equality(written, spark.createDataFrame(expected, CATALOGUE.file_schema), ignore_row_order=True,
                        ignore_nullable=True)
@@ -235,10 +272,12 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
     (folder / "_manifest.json").write_text(json.dumps({"entity": "games", "dt": str(d3), "mode": "incremental",
                                                        "records": 8, "files": files}))
 
-    report = run_transform(spark, LocalLake(lake_dir), d3)
+    # D3 builds on D2, which this module transforms again without validating it (its subject is staging)
+    report = run_transform(spark, LocalLake(lake_dir), d3, require_validated_base=False)
 
     games = report["entities"]["games"]
     assert games == {"raw_lines": 8, "quarantined": 5, "valid": 3, "staged": 2, "collapsed": 1}
+    assert games == counted_from_raw(lake_dir, "games", d3)
     staged = {r["game_id"]: r["name"] for r in _rows(spark, lake_dir, Layer.STAGING, "games", d3)}
     assert staged == {1: "new", 2: "x"}
     quarantine = {(r["source_file"].rsplit("/", 1)[-1], r["line_number"]): r["reason"]
@@ -267,7 +306,7 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
     (folder / "_manifest.json").write_text(json.dumps({"entity": "games", "dt": str(d3), "mode": "incremental",
                                                        "records": 1, "files": [{"name": "part-00000.jsonl",
                                                                                 "records": 1, "bytes": 10}]}))
-    run_transform(spark, LocalLake(lake_dir), d3)
+    run_transform(spark, LocalLake(lake_dir), d3, require_validated_base=False)
     assert not (lake_dir / "quarantine" / "games" / f"dt={d3}").exists(), "no rejected line: no folder"
     from jobs.io import read_partition
 
@@ -282,7 +321,7 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
 
     with pytest.raises(TransformError, match=rf"raw/games/dt={d3} holds 1 lines but its manifest says 2: "
                                              rf"the partition is damaged, ingest {d3} again"):
-        run_transform(spark, LocalLake(lake_dir), d3)
+        run_transform(spark, LocalLake(lake_dir), d3, require_validated_base=False)
     assert not (lake_dir / "staging" / "games" / f"dt={d3}").exists()
 
 
@@ -309,7 +348,7 @@ def test_a_popularity_key_repeated_across_files_keeps_its_latest_value_in_stagin
     manifest["records"] += 3
     (folder / "_manifest.json").write_text(json.dumps(manifest))
 
-    report = run_transform(spark, LocalLake(lake_dir), d3, rank_at_once_below=0)
+    report = run_transform(spark, LocalLake(lake_dir), d3, rank_at_once_below=0, require_validated_base=False)
 
     assert report["entities"]["popularity_primitives"] == {
         "raw_lines": manifest["records"], "quarantined": 0, "valid": manifest["records"],
