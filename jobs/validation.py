@@ -27,12 +27,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ingestion.drift import DRIFT_REPORT, drift_lines
 from ingestion.entities import ENTITIES
 from ingestion.landing import read_manifest
-from jobs.datasets import MARTS, STAGING, Dataset, Layer, References, Severity, dataset
+from jobs.datasets import DELETED_AT, MARTS, STAGING, Dataset, Layer, References, Severity, dataset
 from jobs.footers import FooterStats, footer_schema, footer_stats, partition_footers, with_partition
+from jobs.guards import HISTORY_KEY, Limits, figures, history_frame, history_suite
 from jobs.io import literal_frame
 from jobs.load_plan import digest_of
+from jobs.reports import TRANSFORM_REPORT, VALIDATION_DIR, read_report
 from jobs.rule_pass import Measure, measure_suite, signature
 from jobs.suites import (
     RECONCILIATION_KEY,
@@ -43,7 +46,6 @@ from jobs.suites import (
     reference_rule,
     references,
 )
-from jobs.transform import REPORT_PATH as TRANSFORM_REPORT
 from jobs.transform import staging_table
 from jobs.validation_report import render_html
 from pipeline.errors import ConfigError, ExitCode, PipelineError
@@ -53,7 +55,8 @@ from pipeline.threads import map_in_threads
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "reports/validation/dt={day}"
+REPORT_DIR = VALIDATION_DIR
+DRIFT = "checks/drift"
 SAMPLES = 5  # unexpected values shown per failed expectation
 VALIDATION_THREADS = 3  # GX's Python work on one dataset overlaps Spark's work on another
 
@@ -405,15 +408,46 @@ def _validate_dataset(runner: GxRunner, ds: Dataset, written: Written, known: Ma
     return rows, outcomes
 
 
+def _drift_outcomes(lake: Lake, day: dt.date) -> list[Outcome]:
+    """The schema drift ingestion found for D (reports/drift), as warnings: a field IGDB added or
+    stopped returning needs a look, never a blocked load."""
+    entities = (read_report(lake, DRIFT_REPORT, day) or {}).get("entities", {})
+    return [Outcome(suite=DRIFT, expectation="schema_drift", description=line, column=None,
+                    severity=Severity.WARNING.value, success=False, observed=entities[entity])
+            for entity, line in drift_lines(entities).items()]
+
+
+def _live_of(written: Written | None) -> int:
+    """A dimension's rows not deleted, as its footers count them (a Spark count only without them)."""
+    if written is None:
+        return 0
+    deleted = written.footers.columns.get(DELETED_AT) if written.footers is not None else None
+    if deleted is not None and deleted.nulls is not None:
+        return deleted.nulls
+    return written.frame.where(F.col(DELETED_AT).isNull()).count()
+
+
+def _guard_outcomes(runner: GxRunner, spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
+                    read: Mapping[str, Written | None], limits: Limits, last_loaded: dt.date | None
+                    ) -> list[Outcome]:
+    """The change guards' verdicts: D's deletions and counts against its base and the last loaded date."""
+    found = figures(spark, lake, report, _live_of(read["marts/dim_games"]), _rows_of(read["marts/fct_game_popularity"]),
+                    last_loaded)
+    return runner.run(history_suite(found, limits), history_frame(spark, day, found), HISTORY_KEY)
+
+
 def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, max_quarantine_share: float = 0.01,
-                   now: dt.datetime | None = None, only: Collection[str] | None = None) -> dict[str, Any]:
+                   now: dt.datetime | None = None, only: Collection[str] | None = None,
+                   limits: Limits | None = None, last_loaded: dt.date | None = None) -> dict[str, Any]:
     """Validate every staging table and mart of D; write the report; return its summary.
 
     `only` limits the suites to some outputs ("layer/name"), to re-check one after a fix; such a
     summary says `complete: false`, and only a complete one lets the load run. The count
-    reconciliation always runs. Raises ValidationFailed (exit 3) when a critical expectation
-    failed; warnings never raise.
+    reconciliation, the change guards (`limits`; against `last_loaded`, the last date loaded
+    before D) and the schema drift ingestion found always run. Raises ValidationFailed (exit 3)
+    when a critical expectation failed; warnings never raise.
     """
+    limits = limits or Limits()
     selected = [ds for ds in (*STAGING, *MARTS) if only is None or ds.rel_path in only]
     if only is not None and (unknown := sorted(set(only) - {ds.rel_path for ds in (*STAGING, *MARTS)})):
         raise ConfigError(f"unknown output(s) {', '.join(unknown)}: give layer/name, e.g. marts/dim_games")
@@ -463,8 +497,12 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         gate.outcomes.extend(runner.run(reconciliation_suite(max_quarantine_share),
                                         _reconciliation(spark, lake, day, report, read, gate.rows),
                                         RECONCILIATION_KEY))
+        gate.outcomes.extend(_guard_outcomes(runner, spark, lake, day, report, read, limits, last_loaded))
+        gate.outcomes.extend(_drift_outcomes(lake, day))
         summary = gate.summary(time.monotonic() - started, max_quarantine_share)
         summary["complete"] = only is None
+        summary["accepted_changes"] = limits.accepted
+        summary["last_loaded"] = None if last_loaded is None else last_loaded.isoformat()
         summary["transform_finished_at"] = report.get("finished_at")  # the load checks it is still current
         summary["report"] = _write_report(lake, day, summary)
         event(log, "validation done", passed=summary["passed"], expectations=summary["expectations"],

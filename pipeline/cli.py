@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--only", metavar="LAYER/NAME,...",
                           help="check only these outputs (e.g. marts/dim_games), to re-check one after a fix; "
                                "a partial validation never clears the load")
+    _accept_arg(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     load = sub.add_parser(
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--from-step", choices=STEPS, help="redo this step and every later one")
     run.add_argument("--to-step", choices=STEPS,
                      help="stop after this step: --to-step validate checks a date without loading it")
+    _accept_arg(run)
     run.set_defaults(handler=_cmd_run)
 
     backfill = sub.add_parser(
@@ -132,10 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--to", dest="date_to", type=parse_date, metavar="YYYY-MM-DD")
     status.set_defaults(handler=_cmd_status)
 
+    gc = sub.add_parser(
+        "gc", parents=[common], help="remove lake partitions older than retention.days (not what later runs read)",
+        description="Remove the raw, staging, quarantine, mart and report partitions of dates older than "
+                    "retention.days before --as-of (default today, UTC), except every partition of a date not done, "
+                    "the catalogue, dimensions, fact and reports of each date a later run builds on (and of the "
+                    "last date loaded), and a date whose run holds its lock. Also removes what killed writes left "
+                    "(_tmp/, Spark's _temporary) once older than retention.tmp_max_age_hours. Done markers and "
+                    "state/ stay.")
+    gc.add_argument("--as-of", type=parse_date, metavar="YYYY-MM-DD", help="count the retention back from this date")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    gc.set_defaults(handler=_cmd_gc)
+
     from ingestion.sandbox.cli import add_sandbox_parser
 
     add_sandbox_parser(sub, common)
     return parser
+
+
+def _accept_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accept-changes", action="store_true",
+                        help="you checked this date: its change guards (deletions, a shrinking catalogue, a "
+                             "collapsing fact) warn instead of blocking the load (setting guards.accept_dates)")
 
 
 def _spark(settings: Settings, purpose: str) -> Any:
@@ -188,7 +208,8 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
     only = name_list(args.only) if args.only else None
     scope = f" (only {', '.join(only)})" if only else ""
-    return _single(settings, args.date, "validate", f"validated dt={args.date}{scope}: passed", only=only)
+    return _single(settings, args.date, "validate", f"validated dt={args.date}{scope}: passed", only=only,
+                   accept_changes=args.accept_changes)
 
 
 def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,10 +234,22 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--to-step goes with --date (catch-up runs each date to the end)")
     if args.to_step and args.from_step and STEPS.index(args.from_step) > STEPS.index(args.to_step):
         raise ConfigError(f"--from-step {args.from_step} comes after --to-step {args.to_step}: nothing would run")
+    if args.accept_changes and args.catchup:
+        raise ConfigError("--accept-changes goes with --date (accept the changes of a date you checked)")
     spark = _spark(settings, "run")
     if args.catchup:
         return _run_range(settings, spark, None, args.until or _yesterday(), args.force)
-    print(summary_text(run_date(settings, args.date, spark, args.force, args.from_step, args.to_step)))
+    print(summary_text(run_date(settings, args.date, spark, args.force, args.from_step, args.to_step,
+                                args.accept_changes)))
+    return ExitCode.OK
+
+
+def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.retention import collection_lines
+    from pipeline.runner import collect_garbage
+
+    plan = collect_garbage(settings, args.as_of or dt.datetime.now(dt.UTC).date(), dry_run=args.dry_run)
+    print("\n".join(collection_lines(plan, args.dry_run)))
     return ExitCode.OK
 
 

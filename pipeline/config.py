@@ -140,6 +140,31 @@ def iso_date(raw: Any) -> dt.date | None:
     return strict_date(str(raw).strip())
 
 
+def boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def date_list(raw: Any) -> tuple[dt.date, ...]:
+    """Dates, comma-separated (or a YAML list); empty is none."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    days = []
+    for item in items:
+        if isinstance(item, dt.date):
+            days.append(item)
+        elif str(item).strip():
+            days.append(strict_date(str(item).strip()))
+    return tuple(sorted(set(days)))
+
+
 def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         text = str(raw).strip().lower()
@@ -246,13 +271,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database.url", None, database_url, "DATABASE_URL",
             "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True),
     Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),
-    Setting("load.on_empty", "fail", choice("fail", "skip"), "LOAD_ON_EMPTY",
-            "An empty mart: fail the load before writing anything, or skip that mart (never delete)."),
+    Setting("load.on_empty", "load", choice("load", "skip", "fail"), "LOAD_ON_EMPTY",
+            "A ranked mart no game qualifies for (the gate warns): load it as empty for D (its stored rows of D "
+            "go), skip it (they stay), or fail the load before writing anything."),
     Setting("load.mode", "auto", choice("auto", "full"), "LOAD_MODE",
             "auto: send only the catalogue rows that differ from the date last loaded, and nothing for a partition "
             "loaded already; full: send every row (after the tables were edited by hand)."),
     Setting("load.parallel_marts", 4, positive_int, "LOAD_PARALLEL_MARTS",
             "Marts loaded at once, each in its own transaction, after the catalogue (which loads alone)."),
+    Setting("guards.max_deleted_share", 0.05, ratio, "GUARDS_MAX_DELETED_SHARE",
+            "Largest share of the catalogue a full refresh may delete, and by which the catalogue may shrink "
+            "against the last loaded date, before the gate blocks the load."),
+    Setting("guards.max_drop_share", 0.5, ratio, "GUARDS_MAX_DROP_SHARE",
+            "Largest share by which the popularity fact's rows may drop against the last loaded date."),
+    Setting("guards.severity", "critical", choice("critical", "warning"), "GUARDS_SEVERITY",
+            "What a change guard that trips does: critical blocks the load, warning only reports it."),
+    Setting("guards.accept_dates", (), date_list, "GUARDS_ACCEPT_DATES",
+            "Dates whose changes an operator checked and accepts (like run --accept-changes), comma-separated."),
+    Setting("retention.days", 30, positive_int, "RETENTION_DAYS",
+            "Days of raw, staging, quarantine, mart and report partitions `gc` keeps (before what later runs read)."),
+    Setting("retention.after_load", False, boolean, "RETENTION_AFTER_LOAD",
+            "Run `gc` after every successful load."),
+    Setting("retention.tmp_max_age_hours", 24.0, positive_float, "RETENTION_TMP_MAX_AGE_HOURS",
+            "Age after which `gc` removes leftovers of killed writes (_tmp/, Spark's _temporary)."),
+    Setting("ingest.drift_check", True, boolean, "INGEST_DRIFT_CHECK",
+            "Once per ingest, fetch one page of every entity with `fields *` and report fields IGDB added or dropped."),
     Setting("pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
             "First date `run --catchup` and `status` consider (default: the earliest date ever run)."),
     Setting("notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +48,19 @@ def clear_markers(lake: Lake, day: dt.date, first_step: str) -> None:
         lake.delete(marker_path(step, day))
 
 
-def marked_dates(lake: Lake) -> dict[str, set[dt.date]]:
+def marked_dates(lake: Lake, steps: Sequence[str] = STEPS) -> dict[str, set[dt.date]]:
     """Per step, the dates that have a done marker."""
     found: dict[str, set[dt.date]] = {}
-    for step in STEPS:
+    for step in steps:
         names = lake.list_files(MARKER_DIR.format(step=step))
         found[step] = {dt.date.fromisoformat(n[3:]) for n in names if n.startswith("dt=")}
     return found
+
+
+def last_loaded_before(lake: Lake, day: dt.date) -> dt.date | None:
+    """The newest date before D whose load is marked done: what the change guards compare D with."""
+    earlier = [d for d in marked_dates(lake, ("load",))["load"] if d < day]
+    return max(earlier) if earlier else None
 
 
 @dataclass(frozen=True)

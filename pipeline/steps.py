@@ -12,7 +12,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -99,15 +99,19 @@ class RunContext:
 
 
 def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_refresh: bool = False) -> StepResult:
+    from ingestion.drift import drift_lines
     from ingestion.ingest import ingest
 
     reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh)
+    drift = {r.entity: asdict(r.drift) for r in reports if r.drift is not None and r.drift.drifted}
     return StepResult(
         rows_out=sum(r.records for r in reports),
         details={"entities": {r.entity: {"mode": r.mode, "records": r.records, "files": r.files,
-                                         "requests": r.requests, "seconds": r.seconds} for r in reports}},
+                                         "requests": r.requests, "seconds": r.seconds} for r in reports},
+                 "drift": drift},
         lines=[f"{r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files {r.requests:>5} requests "
-               f"{r.seconds:>8.1f}s" for r in reports],
+               f"{r.seconds:>8.1f}s" for r in reports]
+        + [f"schema drift: {line}" for line in drift_lines(drift).values()],
         complete=entities is None,
     )
 
@@ -117,33 +121,47 @@ def transform_step(ctx: RunContext) -> StepResult:
 
     report = run_transform(ctx.spark.get(), ctx.lake, ctx.day, ctx.settings.marts_top_n)
     entities = report["entities"]
+    deleted = {name: d["deleted"] for name, d in report["deletions"].items() if d["deleted"]}
     return StepResult(
         rows_in=sum(c["raw_lines"] for c in entities.values()),
         rows_out=sum(c["staged"] for c in entities.values()),
         rows_quarantined=sum(c["quarantined"] for c in entities.values()),
-        details={"full_refresh": report["full_refresh"], "rows": report["rows"],
-                 "quarantined": {e: c["quarantined"] for e, c in entities.items() if c["quarantined"]}},
+        details={"full_refresh": report["full_refresh"], "base": report["base"], "rows": report["rows"],
+                 "quarantined": {e: c["quarantined"] for e, c in entities.items() if c["quarantined"]},
+                 "deleted": deleted},
         lines=[f"{e:<22} raw {c['raw_lines']:>8}  staged {c['staged']:>8}  quarantined {c['quarantined']:>5}  "
                f"collapsed {c['collapsed']:>5}" for e, c in entities.items()]
-        + [f"{table:<26} {rows:>9} rows" for table, rows in report["rows"].items()],
+        + [f"{table:<26} {rows:>9} rows" for table, rows in report["rows"].items()]
+        + [f"{name:<26} {d['deleted']:>9} deleted as of {ctx.day} ({d['evidence']}), {d['live']} live"
+           for name, d in report["deletions"].items() if d["deleted"]],
     )
 
 
-def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None) -> StepResult:
+def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_changes: bool = False
+                  ) -> StepResult:
+    from jobs.datasets import Severity
+    from jobs.guards import Limits
     from jobs.validation import run_validation, transform_report
+    from pipeline.progress import last_loaded_before  # progress imports this module
 
     transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
-    summary = run_validation(ctx.spark.get(), ctx.lake, ctx.day, ctx.run_id,
-                             ctx.settings.validation_max_quarantine_share, only=only)
+    settings = ctx.settings
+    limits = Limits(settings.guards_max_deleted_share, settings.guards_max_drop_share,
+                    Severity(settings.guards_severity),
+                    accepted=accept_changes or ctx.day in settings.guards_accept_dates)
+    summary = run_validation(ctx.spark.get(), ctx.lake, ctx.day, ctx.run_id, settings.validation_max_quarantine_share,
+                             only=only, limits=limits, last_loaded=last_loaded_before(ctx.lake, ctx.day))
     lines = [f"{summary['expectations']} expectations passed, {summary['warnings']} warning(s)"
-             + ("" if summary["complete"] else f" (only {', '.join(only or ())})")]
+             + ("" if summary["complete"] else f" (only {', '.join(only or ())})")
+             + (" (changes accepted)" if limits.accepted else "")]
     lines += [f"warning: {w['suite']}: {w['description']} ({w['unexpected_count']} unexpected)"
               for w in summary["warned"]]
     lines.append(f"report: {summary['report']}")
     return StepResult(
         rows_in=sum(summary["rows"].values()),
         details={"expectations": summary["expectations"], "warnings": summary["warned"],
-                 "complete": summary["complete"], "report": summary["report"]},
+                 "complete": summary["complete"], "report": summary["report"],
+                 "accepted_changes": limits.accepted},
         lines=lines,
         complete=summary["complete"],
     )

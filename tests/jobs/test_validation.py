@@ -83,7 +83,7 @@ def test_clean_outputs_pass_every_expectation(clean) -> None:
     assert all(summary["rows"][ds.rel_path] > 0 for ds in MARTS)
     assert summary["rows"]["staging/games"] == 300
     suites = summary["suites"]
-    assert set(suites) == {ds.rel_path for ds in (*STAGING, *MARTS)} | {"checks/reconciliation"}
+    assert set(suites) == {ds.rel_path for ds in (*STAGING, *MARTS)} | {"checks/reconciliation", "checks/history"}
     assert all(outcome["success"] for outcomes in suites.values() for outcome in outcomes)
     assert summary["expectations"] == sum(len(o) for o in suites.values()) > 400
     report = clean["lake"] / "reports" / "validation" / f"dt={DAY}"
@@ -144,7 +144,7 @@ def test_orphan_bridge_rows_fail_their_references(spark, clean, tmp_path: Path) 
     failed = _failed(_fails(spark, lake_dir, ["marts/game_platforms"]))
 
     game = failed[("marts/game_platforms", "every game_id exists in marts/dim_games.game_id")]
-    platform = failed[("marts/game_platforms", "every platform_id exists in marts/dim_platforms.platform_id")]
+    platform = failed[("marts/game_platforms", "every platform_id exists in staging/ref_platforms.platform_id")]
     assert game["unexpected_count"] == 1 and game["samples"][0]["orphan_game_id"] == 999_999_999
     assert platform["unexpected_count"] == 1 and platform["samples"][0]["orphan_platform_id"] == 424_242
     assert len(failed) == 2
@@ -157,7 +157,7 @@ def test_orphan_columns_keep_the_rows_when_a_target_repeats_an_id(spark) -> None
     bridge = spark.createDataFrame([(1, 10), (1, 20), (2, 10), (3, 30), (None, 10)],
                                    "game_id long, platform_id long")
     frames = {"marts/dim_games": spark.createDataFrame([(1,), (1,), (2,), (None,)], "game_id long"),
-              "marts/dim_platforms": spark.createDataFrame([(10,), (10,), (20,)], "platform_id long")}
+              "staging/ref_platforms": spark.createDataFrame([(10,), (10,), (20,)], "platform_id long")}
     with known_ids(spark, frames) as views:
         rows = with_orphans(bridge, bridge_ds, views).orderBy("game_id", "platform_id").collect()
         listed = {t.name for t in spark.catalog.listTables()}
@@ -214,15 +214,17 @@ def test_future_timestamps_fail(spark, clean, tmp_path: Path) -> None:
     assert outcome["samples"][0]["game_id"] == game
 
 
-def test_an_empty_mart_blocks_the_load(spark, clean, tmp_path: Path) -> None:
+def test_an_empty_ranked_mart_warns_and_an_empty_dimension_blocks_the_load(spark, clean, tmp_path: Path) -> None:
     lake_dir = _copy(clean, tmp_path)
     _rewrite(spark, lake_dir, Layer.MARTS, "mart_top_rated", lambda df: df.limit(0))
+    _rewrite(spark, lake_dir, Layer.MARTS, "dim_genres", lambda df: df.limit(0))
 
-    summary = _fails(spark, lake_dir, ["marts/mart_top_rated"])
+    summary = _fails(spark, lake_dir, ["marts/mart_top_rated", "marts/dim_genres"])
 
-    failed = _failed(summary)
-    assert set(failed) == {("marts/mart_top_rated", "at least 1 row(s): an empty mart is never loaded")}
-    assert "an empty mart is never loaded" in summary["failures"][0]["description"]
+    assert set(_failed(summary)) == {("marts/dim_genres", "at least 1 row(s): an empty marts table is never loaded")}
+    warned = {(w["suite"], w["description"]) for w in summary["warned"]}
+    assert ("marts/mart_top_rated", "at least 1 row(s): a ranked mart no game qualifies for is loaded as empty "
+                                    "(load.on_empty)") in warned
 
 
 def test_schema_drift_fails_the_column_and_type_checks(spark, clean, tmp_path: Path) -> None:
@@ -267,11 +269,11 @@ def test_a_lost_staged_row_breaks_the_reconciliation(spark, clean, tmp_path: Pat
 
 def test_a_missing_output_fails(spark, clean, tmp_path: Path) -> None:
     lake_dir = _copy(clean, tmp_path)
-    shutil.rmtree(lake_dir / "marts" / "dim_themes" / f"dt={DAY}")
+    shutil.rmtree(lake_dir / "marts" / "dim_games" / f"dt={DAY}")
 
-    failed = _failed(_fails(spark, lake_dir, ["marts/dim_themes", "marts/game_themes"]))
+    failed = _failed(_fails(spark, lake_dir, ["marts/dim_games", "marts/game_themes"]))
 
-    assert set(failed) == {("marts/dim_themes", f"marts/dim_themes/dt={DAY} exists"),
+    assert set(failed) == {("marts/dim_games", f"marts/dim_games/dt={DAY} exists"),
                            ("marts/game_themes", f"marts/game_themes/dt={DAY} exists")}
     assert "references cannot be checked" in failed[("marts/game_themes", f"marts/game_themes/dt={DAY} exists")][
         "error"]
