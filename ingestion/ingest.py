@@ -8,9 +8,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingestion.client import IGDBClient, RetryPolicy
+from ingestion.drift import EntityDrift, check_drift
 from ingestion.entities import ENTITIES, EntitySpec, LandingMode
 from ingestion.landing import partition_path, read_manifest, write_manifest
 from ingestion.paginator import KeysetFetcher
@@ -31,6 +32,7 @@ class EntityReport:
     pages: int
     requests: int
     seconds: float
+    drift: EntityDrift | None = None  # fields IGDB added or dropped (ingestion/drift.py), when checked
 
 
 @contextmanager
@@ -94,7 +96,7 @@ def ingest_entity(client: IGDBClient, lake: Lake, spec: EntitySpec, day: dt.date
             calls.subtract(calls_before)
             write_manifest(staging, entity=spec.name, day=day, window=window, files=result.files,
                            api_calls={k: v for k, v in calls.items() if v}, run_id=run_id, reached=reached,
-                           fetch_seconds=result.seconds)
+                           fetch_seconds=result.seconds, fields_seen=result.fields_seen)
         if spec.incremental:
             watermarks.advance(spec.name, day, window.mode, reached)
         report = EntityReport(spec.name, window.mode.value, result.records, len(result.files), result.pages,
@@ -107,10 +109,15 @@ def ingest_entity(client: IGDBClient, lake: Lake, spec: EntitySpec, day: dt.date
 
 def ingest(settings: Settings, day: dt.date, run_id: str, entities: tuple[str, ...] | None = None,
            full_refresh: bool = False) -> list[EntityReport]:
+    """Land every entity asked for D, then (`ingest.drift_check`) compare the fields IGDB returns
+    with those declared (each report's `drift`)."""
     lake = open_lake(settings.lake_uri, staging_root=f"{settings.data_dir}/staging")
     names = entities or settings.ingest_entities
     reports = []
     with log_context(step="ingest"), igdb_client(settings) as client:
         for name in names:
             reports.append(ingest_entity(client, lake, ENTITIES[name], day, settings, run_id, full_refresh))
+        if settings.ingest_drift_check:
+            drift = check_drift(client, lake, day, names, settings.igdb_page_size)
+            reports = [replace(report, drift=drift.get(report.entity)) for report in reports]
     return reports

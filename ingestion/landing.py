@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | Non
 
 def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],
                    api_calls: dict[str, int], run_id: str, reached: int | None,
-                   fetch_seconds: float) -> dict[str, Any]:
-    """Describe a partition: the files with counts and checksums, the window, and the run."""
-    manifest = {
+                   fetch_seconds: float, fields_seen: Iterable[str] | None = None) -> dict[str, Any]:
+    """Describe a partition: the files with counts and checksums, the window, the run, and the
+    fields its records hold (what schema drift compares with the next complete landing)."""
+    manifest: dict[str, Any] = {
         "entity": entity,
         "dt": day.isoformat(),
         "mode": window.mode.value,
@@ -37,5 +39,7 @@ def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, f
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if fields_seen is not None:
+        manifest["fields_seen"] = sorted(fields_seen)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

@@ -95,6 +95,7 @@ class FetchResult:
     max_updated_at: int | None
     seconds: float
     splits: int = 0
+    fields_seen: frozenset[str] = frozenset()  # every field some landed record holds (schema drift)
 
 
 class KeysetFetcher:
@@ -118,6 +119,7 @@ class KeysetFetcher:
         self._queue: list[_Range] = []
         self._active: set[int] = set()  # id() of ranges being walked
         self._parked: list[tuple[_Range, str]] = []
+        self._fields_seen: set[str] = set()
         self._fatal: BaseException | None = None
         self._records = 0
         self._pages = 0
@@ -221,6 +223,8 @@ class KeysetFetcher:
             self._pages += 1
             if kept:
                 rng.cursor = ids[keep - 1]
+            for record in kept:  # IGDB leaves out a record's empty fields: a field is seen if any record has it
+                self._fields_seen.update(record)
             if keep < len(records) or len(records) < self.page_size:
                 rng.done = True
         # only this range's walker writes its file, so the write needs no lock
@@ -326,4 +330,4 @@ class KeysetFetcher:
             files.append(PartFile(name, target, sum(p.records for p in pieces), size, digest))
         stamps = [r.max_updated_at for r in self._all if r.max_updated_at is not None]
         return FetchResult(files, self._records, self._pages, max(stamps) if stamps else None,
-                           time.monotonic() - self._started, self._splits)
+                           time.monotonic() - self._started, self._splits, frozenset(self._fields_seen))
