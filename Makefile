@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run backfill catchup status ingest transform validate sandbox test browser lint typecheck \
+.PHONY: help setup lock run backfill catchup gc status ingest transform validate sandbox test browser lint typecheck \
         reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-fact-history bench-report load package \
         emr-run docker-build docker-run docker-config clean
 
@@ -45,6 +45,9 @@ backfill: $(STAMP) ## every date FROM..TO in order (each resumes at its first st
 
 catchup: $(STAMP) ## every date not fully done, from pipeline.start_date to yesterday (gap-fill)
 	$(BIN)/igdb-pipeline run --catchup
+
+gc: $(STAMP) ## remove lake partitions older than retention.days, not what later runs read (ARGS="--dry-run")
+	$(BIN)/igdb-pipeline gc $(ARGS)
 
 status: $(STAMP) ## date x step table of what is done (FROM=/TO= optional)
 	$(BIN)/igdb-pipeline status $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))

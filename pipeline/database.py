@@ -25,6 +25,7 @@ from pipeline.logs import event, redact
 log = logging.getLogger(__name__)
 
 _embedded: dict[Path, Any] = {}  # data folder -> running pgserver handle (one per process)
+RUN_LOCK_NAMESPACE = 0x1CDA  # pg_advisory_lock(0x1CDA, D's day number): one run (or gc) of a date at a time
 
 
 class DatabaseError(PipelineError):

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import os
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 MANIFEST = "_manifest.json"
+TMP_TAG = "igdb-lake=tmp"  # on S3 objects staged under _tmp/: the lifecycle rule's filter
+SPARK_LEFTOVERS = ("_temporary",)  # what a killed Spark write leaves beside its output
+SPARK_STAGING = ".spark-staging-"  # dynamic partition overwrite's staging folder
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -89,6 +94,12 @@ class Lake(ABC):
     @contextmanager
     def staged_partition(self, rel: str, run_id: str) -> Iterator[Path]:
         """Yield an empty local folder; on normal exit its files replace `rel` atomically."""
+
+    @abstractmethod
+    def leftovers(self, older_than: dt.timedelta) -> list[str]:
+        """What killed writes left behind, last changed longer ago than `older_than`: partitions
+        staged under `_tmp/` and never swapped in (or, on S3, uploads a killed publish left), and
+        Spark's `_temporary` and `.spark-staging-*` folders. Paths relative to the lake."""
 
     def copy_partition(self, src_rel: str, dst_rel: str, run_id: str) -> list[str]:
         """Publish a copy of one partition's files as another partition (atomically, like any
@@ -158,6 +169,27 @@ class LocalLake(Lake):
         else:
             target.unlink(missing_ok=True)
 
+    def leftovers(self, older_than: dt.timedelta) -> list[str]:
+        limit = time.time() - older_than.total_seconds()
+        found = []
+        for folder, dirs, _ in os.walk(self.root):
+            here = Path(folder)
+            for name in list(dirs):
+                path = here / name
+                if name == "_tmp":
+                    for staged in path.iterdir():
+                        # `<partition>.previous` is what `_repair` restores while its partition is missing
+                        kept_for_repair = staged.name.endswith(".previous") and \
+                            not (here / staged.name.removesuffix(".previous")).exists()
+                        if not kept_for_repair and _newest_change(staged) < limit:
+                            found.append(str(staged.relative_to(self.root)))
+                    dirs.remove(name)
+                elif name in SPARK_LEFTOVERS or name.startswith(SPARK_STAGING):
+                    if _newest_change(path) < limit:
+                        found.append(str(path.relative_to(self.root)))
+                    dirs.remove(name)
+        return sorted(found)
+
     def _tmp_dir(self, final: Path) -> Path:
         return final.parent / "_tmp"
 
@@ -196,6 +228,16 @@ class LocalLake(Lake):
             os.rename(staging, final)
             shutil.rmtree(backup)
         _fsync_dir(final.parent)
+
+
+def _newest_change(path: Path) -> float:
+    """The latest modification time of a file or of anything in a folder."""
+    if not path.is_dir():
+        return path.stat().st_mtime
+    times = [path.stat().st_mtime]
+    for folder, _, files in os.walk(path):
+        times.extend((Path(folder) / f).stat().st_mtime for f in files)
+    return max(times)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -248,6 +290,30 @@ class S3Lake(Lake):
         prefix = self.key(rel).rstrip("/") + "/"
         return sorted(k[len(prefix):] for k in self._keys(prefix) if "/" not in k[len(prefix):])
 
+    def leftovers(self, older_than: dt.timedelta) -> list[str]:
+        limit = dt.datetime.now(dt.UTC) - older_than
+        root = f"{self.prefix}/" if self.prefix else ""
+        old: set[str] = set()
+        fresh: set[str] = set()  # folders of a write still going on: none of their objects go
+        for key, modified in self._objects(root):
+            parts = key[len(root):].split("/")
+            for depth, part in enumerate(parts[:-1]):
+                if part == "_tmp" and depth + 2 < len(parts):  # _tmp/<partition>.<run id>/<file>
+                    folder = "/".join(parts[:depth + 2])
+                elif part in SPARK_LEFTOVERS or part.startswith(SPARK_STAGING):
+                    folder = "/".join(parts[:depth + 1])
+                else:
+                    continue
+                (old if modified < limit else fresh).add(folder)
+                break
+        return sorted(old - fresh)
+
+    def _objects(self, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
+
     def list_dirs(self, rel: str) -> list[str]:
         prefix = self.key(rel).rstrip("/") + "/"
         names: set[str] = set()
@@ -278,13 +344,17 @@ class S3Lake(Lake):
             files = sorted(p.name for p in local.iterdir() if p.is_file())
             data_files = [f for f in files if f != MANIFEST]
             for name_ in data_files:  # slow part first: the live partition is untouched meanwhile
-                self.s3.upload_file(str(local / name_), self.bucket, self.key(f"{staged}/{name_}"))
+                # tagged, so the bucket's lifecycle rule (conf/emr/lake-lifecycle.json) expires what a
+                # killed publish leaves here
+                self.s3.upload_file(str(local / name_), self.bucket, self.key(f"{staged}/{name_}"),
+                                    ExtraArgs={"Tagging": TMP_TAG})
             self.delete(f"{rel}/{MANIFEST}")  # from here on, readers see "no partition"
             for name_ in data_files:
                 self.s3.copy(
                     {"Bucket": self.bucket, "Key": self.key(f"{staged}/{name_}")},
                     self.bucket,
                     self.key(f"{rel}/{name_}"),
+                    ExtraArgs={"TaggingDirective": "REPLACE", "Tagging": ""},  # the live copy must never expire
                 )
             for stale in set(self.list_files(rel)) - set(files):
                 self.delete(f"{rel}/{stale}")

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestion.drift import drift_lines
 from pipeline.config import Settings
-from pipeline.database import advisory_lock, connection, resolve_url
+from pipeline.database import RUN_LOCK_NAMESPACE, advisory_lock, connection, resolve_url
 from pipeline.errors import PipelineError
 from pipeline.ledger import ledger_step, read_ledger
 from pipeline.logs import event, log_context, new_run_id
@@ -34,11 +35,10 @@ from pipeline.progress import (
     step_states,
     write_marker,
 )
+from pipeline.retention import GcPlan, collect, collection_lines
 from pipeline.steps import STEP_FUNCTIONS, STEPS, RunContext, SparkHandle, StepResult, preload_modules
 
 log = logging.getLogger(__name__)
-
-RUN_LOCK_NAMESPACE = 0x1CDA  # pg_advisory_lock(0x1CDA, D's day number): one run of a date at a time
 
 
 class StepFailed(PipelineError):
@@ -60,6 +60,7 @@ class DateRun:
     results: dict[str, StepResult] = field(default_factory=dict)
     markers: dict[str, dict[str, Any]] = field(default_factory=dict)  # every step's done marker, after the run
     held: list[str] = field(default_factory=list)  # steps due but not run: after --to-step
+    gc: GcPlan | None = None  # what retention removed after the load (retention.after_load)
 
 
 def context(settings: Settings, day: dt.date, run_id: str, spark: SparkHandle) -> RunContext:
@@ -109,9 +110,10 @@ def date_states(settings: Settings, url: str) -> dict[dt.date, dict[str, StepSta
 
 
 def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool = False,
-             from_step: str | None = None, to_step: str | None = None) -> DateRun:
+             from_step: str | None = None, to_step: str | None = None, accept_changes: bool = False) -> DateRun:
     """Run D from the first step not done (or all with `force`, or from `from_step`), and no
-    further than `to_step` when given.
+    further than `to_step` when given. `accept_changes`: the operator checked D, whose change
+    guards then warn instead of blocking. After a load, `gc` runs when `retention.after_load`.
 
     Raises StepFailed naming the step; a notification goes out either way when a webhook is set.
     """
@@ -132,9 +134,13 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
                 preload_modules(steps)
                 for step in steps:
                     started = time.monotonic()
-                    outcome.results[step] = execute_step(ctx, step)
+                    options = {"accept_changes": True} if step == "validate" and accept_changes else {}
+                    outcome.results[step] = execute_step(ctx, step, **options)
                     outcome.ran[step] = round(time.monotonic() - started, 2)
                 outcome.markers = {s: m for s in STEPS if (m := read_marker(ctx.lake, s, day)) is not None}
+            if "load" in outcome.ran and settings.retention_after_load:
+                step = "gc"
+                outcome.gc = collect_garbage(settings, day, ctx.lake)
         except BaseException as exc:
             failed = StepFailed(day, step, exc)
             notify(settings.notify_slack_webhook_url, failure_text(failed))
@@ -143,6 +149,12 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
             raise failed from exc
     notify(settings.notify_slack_webhook_url, summary_text(outcome))
     return outcome
+
+
+def collect_garbage(settings: Settings, as_of: dt.date, lake: Any = None, dry_run: bool = False) -> GcPlan:
+    """`gc` as of a date, with the states of every date the ledger and the markers know."""
+    return collect(settings, date_states(settings, resolve_url(settings.database_url, settings.data_dir)), as_of,
+                   dry_run, lake)
 
 
 def missing_dates(states: dict[dt.date, dict[str, StepState]], first: dt.date, last: dt.date) -> list[dt.date]:
@@ -174,21 +186,31 @@ def summary_text(run: DateRun) -> str:
     times = ", ".join(f"{s} {run.ran[s]:.1f}s" if s in run.ran else f"{s} not run" if s in run.held
                       else f"{s} already done" for s in STEPS)
     lines.append(f"  steps: {times}")
+    ingest = markers.get("ingest")
+    if ingest:
+        lines += [f"  schema drift: {line}" for line in drift_lines(ingest["details"].get("drift", {})).values()]
     transform = markers.get("transform")
     if transform:
         lines.append(f"  quarantined: {transform['rows_quarantined']} of {transform['rows_in']} raw records"
                      + (f" ({', '.join(f'{e} {n}' for e, n in transform['details']['quarantined'].items())})"
                         if transform["details"].get("quarantined") else ""))
+        if deleted := transform["details"].get("deleted"):
+            lines.append(f"  deleted as of {run.day}: " + ", ".join(f"{name} {n}" for name, n in deleted.items()))
     validate = markers.get("validate")
     if validate:
         details = validate["details"]
-        lines.append(f"  validation: passed, {details['expectations']} expectations, "
+        lines.append(f"  validation: passed{' with changes accepted' if details.get('accepted_changes') else ''}, "
+                     f"{details['expectations']} expectations, "
                      f"{len(details['warnings'])} warning(s); report {details['report']}")
+        lines += [f"    warning: {w['suite']}: {w['description']}" for w in details["warnings"]]
     load = markers.get("load")
     if load:
         lines.append(f"  loaded into schema {load['details']['schema']}:")
         lines += [f"    {name:<26} {m['rows']:>9} rows {m['changed']:>9} changed"
+                  + (f" (removed the rows of its deleted keys: {m['purged']})" if m.get("purged") else "")
                   for name, m in load["details"]["marts"].items()]
+    if run.gc is not None:
+        lines += [f"  {line}" for line in collection_lines(run.gc, dry_run=False)[:1]]
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import CLI, DAY, cli_environ, sandbox_environ
 
-SUBCOMMANDS = ["ingest", "transform", "validate", "load", "run", "backfill", "status", "sandbox"]
+SUBCOMMANDS = ["ingest", "transform", "validate", "load", "run", "backfill", "status", "gc", "sandbox"]
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
