@@ -13,6 +13,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import psycopg2
 from psycopg2 import sql
 
 from ingestion.entities import ENTITIES
-from ingestion.sandbox.faults import Faults, Limits
+from ingestion.sandbox.faults import FaultDice, Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
@@ -32,6 +33,7 @@ from pipeline.errors import ExitCode
 from pipeline.progress import marker_path
 from pipeline.steps import STEPS
 from reliability import checks
+from reliability.truth import Truth, differences, loaded
 from reliability.world import Postgres, Run, World
 
 D1 = dt.date(2026, 11, 20)
@@ -515,6 +517,85 @@ def _ledger_text(world: World) -> str:
         conn.close()
 
 
+# -- a month in the life ---------------------------------------------------------------------------
+
+MONTH_START = dt.date(2026, 10, 1)
+MONTH_DAYS = 30
+BAD_DAY = 14  # a full refresh day (every 7th): the source answers with half the catalogue
+NEW_FIELD_DAY = 9
+
+
+def evolve(store: Store, rng: random.Random, n: int, deleted: list[dict[str, Any]], events: Counter[str]) -> None:
+    """What IGDB's editors do to the catalogue on day n of the month (seeded): edits every day, new
+    games, deletions (seen on the next full refresh), a comeback, renames, a field added."""
+    mutate_catalogue(store, 3, rng)
+    events["updates"] += 3
+    if n % 3 == 1:
+        store.create("games", FaultDice(Faults(seed=n)))
+        events["adds"] += 1
+    if n % 7 == 3:
+        gone = store.delete("games", rng.sample(store.ids("games"), 2))
+        deleted.extend(gone)
+        events["deletions"] += len(gone)
+    if n == 19 and deleted:
+        store.put("games", [deleted.pop(0)])
+        events["comebacks"] += 1
+    if n in (5, 20):
+        entity = "genres" if n == 5 else "platforms"
+        ref = rng.choice(store.ids(entity))
+        store.update(entity, ref, name=f"Renamed {entity[:-1]} {n}")
+        events["renames"] += 1
+    if n == NEW_FIELD_DAY:
+        store.put("games", [{**g, "pulse_score": rng.randint(0, 99)} for g in store.records("games")])
+        events["new field"] += 1
+
+
+def month_in_the_life(ctx: Context) -> Outcome:
+    """Thirty dates on a small catalogue that changes every day (edits, new games, deletions and a
+    comeback, renames, a field IGDB adds), with a full refresh every seventh day and `gc` after each
+    load (seven days kept). One bad day: the full refresh comes back with half the catalogue; the
+    guards refuse it, the source is fixed, and the date is rerun from its ingest. After every date
+    that loads, PostgreSQL must equal the truth computed from what the sandbox served."""
+    out = Outcome("month-in-the-life")
+    rng = random.Random(ctx.seed)
+    store = Store.generated(GeneratorSpec(games=min(ctx.games, 200), seed=ctx.seed))
+    truth, events = Truth(20), Counter[str]()
+    deleted: list[dict[str, Any]] = []
+    loaded_days = 0
+    with ctx.sandbox(store=store) as sandbox:
+        world = World.create("month", ctx.root, ctx.postgres, sandbox, RETENTION_AFTER_LOAD="true",
+                             RETENTION_DAYS="7", INGEST_FULL_REFRESH_DAYS="7")
+        for n in range(MONTH_DAYS):
+            day = MONTH_START + dt.timedelta(days=n)
+            evolve(store, rng, n, deleted, events)
+            hidden = store.delete("games", store.ids("games")[::2]) if n == BAD_DAY else []
+            run = world.run("run", "--date", str(day))
+            if n == BAD_DAY:
+                if run.code != ExitCode.VALIDATION or "checks/history" not in run.stderr:
+                    out.problems.append(f"dt={day}: half the catalogue must be refused by the guards: "
+                                        f"{run.describe()}")
+                store.put("games", hidden)  # the source is whole again; the date is fetched anew
+                run = world.run("run", "--date", str(day), "--force")
+            if not expect_ok(run, out.problems, f"dt={day}"):
+                break
+            truth.fold(world.lake, day)
+            loaded_days += 1
+            if problems := differences(truth.expected(), loaded(world.url, world.schema)):
+                out.problems += [f"dt={day}: {p}" for p in problems]
+                break
+            if n == NEW_FIELD_DAY and "pulse_score" not in run.stdout:
+                out.problems.append(f"dt={day}: the run summary does not report the field IGDB added")
+        kept = sorted({p.name for p in (world.lake / "raw" / "games").iterdir() if p.name.startswith("dt=")})
+        if len(kept) > 8:
+            out.problems.append(f"gc after each load kept {len(kept)} raw games partitions, expected 8 at most")
+        out.figures = (f"{loaded_days}/{MONTH_DAYS} dates equal to the truth; {events['updates']} edits, "
+                       f"{events['adds']} new games, {events['deletions']} deletions, {events['comebacks']} "
+                       f"comeback, {events['renames']} renames, a new field; the half catalogue refused, then "
+                       f"rerun; {len(kept)} raw dates kept by gc; deleted games live: {len(truth.deleted)}")
+        world.discard()
+    return out
+
+
 SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
     "kill-each-step": kill_each_step,
     "faults-together": faults_together,
@@ -523,6 +604,7 @@ SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
     "older-after-newer": older_after_newer,
     "two-runs-at-once": two_runs_at_once,
     "secrets": secrets_stay_secret,
+    "month-in-the-life": month_in_the_life,
 }
 
 
