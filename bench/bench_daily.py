@@ -18,6 +18,10 @@ IGDB's 4 requests/s, not by this code: D+1's popularity snapshot alone is about 
 (23 minutes at the ceiling) for 350k games. bench-ingest measures that path; the JSON records
 the pages D+1 would take and their time at the ceiling, so the report can say what is left out.
 
+Day D+2 is a full refresh that no longer finds 1% of the games (deleted at IGDB), timed the same
+way and compared with D+1's daily run (goal: at most 1.5 times it); then `igdb-pipeline gc` runs
+over a lake of 36 done dates (D+2's partitions hard-linked as 33 more dates), timed as a process.
+
 Baseline, measured in the same run: D's run (`run --date D --from-step transform`, the same
 command on the whole catalogue as a full refresh into empty tables). The ratio daily / full
 says how much the incremental path saves. D's lake and database are therefore built on every
@@ -40,6 +44,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,6 +65,7 @@ NEXT = DAY + dt.timedelta(days=1)
 SEED = 42  # the seed of the cached raw lake
 SCHEMA = "bench_daily"
 GOAL_SECONDS = 90
+REFRESH_GOAL_RATIO = 1.5  # a full refresh with 1% deletions against an ordinary daily run
 SAFETY_MARGIN = 3600  # ingest.safety_margin_seconds' default
 PAGE_SIZE, RATE = 500, 4.0  # IGDB's page size and request rate: what ingest of D+1 would need
 STEPS = ("transform", "validate", "load")
@@ -140,6 +146,111 @@ def cached_next_day(raw: Path, games: int, changed: int) -> tuple[Path, dict[str
     shutil.rmtree(root, ignore_errors=True)
     work.rename(root)
     return root, expect
+
+
+REFRESH = NEXT + dt.timedelta(days=1)
+DELETED_SHARE = 0.01  # games a full refresh no longer finds: a busy week's deletions at IGDB
+
+
+def write_refresh_day(raw: Path, next_raw: Path, target: Path, games: int) -> dict[str, Any]:
+    """D+2's raw partitions: a full refresh of the catalogue as of D+1 with every 100th game gone
+    (deleted at IGDB), the reference snapshots, and D+2's popularity for the games left."""
+    lake = LocalLake(target)
+    write_reference(lake, GeneratorSpec(games=games, seed=SEED), REFRESH)
+    changed = {g["id"]: g for g in raw_records(next_raw, "games", NEXT)}
+    step = round(1 / DELETED_SHARE)
+    kept: list[dict[str, Any]] = []
+    deleted: list[int] = []
+
+    def catalogue() -> Iterator[dict[str, Any]]:
+        for index, game in enumerate(raw_records(raw, "games", DAY)):
+            if index % step == step // 2:
+                deleted.append(game["id"])
+                continue
+            game = changed.get(game["id"], game)
+            kept.append({"id": game["id"], "first_release_date": game.get("first_release_date", 0)})
+            yield game
+
+    write_entity(lake, "games", REFRESH, catalogue(), int(games * 1.3) + 20)
+    spec = GeneratorSpec(games=games, seed=SEED + 2, anchor=epoch(REFRESH))
+    rows = write_entity(lake, "popularity_primitives", REFRESH, iter_popularity_primitives(spec, kept), games * 11 + 20)
+    return {"deleted": len(deleted), "deleted_ids": deleted[:50], "live": len(kept), "popularity_rows": rows}
+
+
+def cached_refresh_day(raw: Path, next_raw: Path, games: int) -> tuple[Path, dict[str, Any]]:
+    """D+2's raw partitions for this catalogue, generated once."""
+    root = OUT / "lakes" / f"refresh-{games}-{REFRESH}"
+    marker = root / "_expect.json"
+    if marker.is_file():
+        return root, json.loads(marker.read_text())
+    work = root.with_name(root.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    expect = write_refresh_day(raw, next_raw, work, games)
+    (work / "_expect.json").write_text(json.dumps(expect))
+    shutil.rmtree(root, ignore_errors=True)
+    work.rename(root)
+    return root, expect
+
+
+def check_refresh(url: str, lake: Path, expect: dict[str, Any]) -> None:
+    """D+2 deleted exactly the games its full refresh lacks, in the lake and in PostgreSQL."""
+    from pipeline.database import connection
+
+    report = json.loads((lake / f"reports/transform/dt={REFRESH}/summary.json").read_text())
+    deletions = report["deletions"]["dim_games"]
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FILTER (WHERE deleted_at = %s), count(*) FILTER (WHERE deleted_at IS NULL) "
+                    f"FROM {SCHEMA}.dim_games", (REFRESH,))
+        deleted, live = cur.fetchone()
+        cur.execute(f"SELECT count(*) FROM {SCHEMA}.fct_game_popularity WHERE game_id = ANY(%s)",
+                    (expect["deleted_ids"],))
+        facts_left = cur.fetchone()[0]
+    problems = [text for bad, text in (
+        (not report["full_refresh"], "D+2 was not transformed as a full refresh"),
+        (deletions["deleted"] != expect["deleted"], f"the lake marked {deletions['deleted']} games deleted, "
+                                                    f"expected {expect['deleted']}"),
+        ((deleted, live) != (expect["deleted"], expect["live"]), f"PostgreSQL holds {deleted} deleted and {live} "
+                                                                  f"live games, expected {expect['deleted']} and "
+                                                                  f"{expect['live']}"),
+        (facts_left != 0, f"{facts_left} popularity facts of deleted games are left"),
+    ) if bad]
+    if problems:
+        raise SystemExit("the full-refresh day is wrong: " + "; ".join(problems))
+
+
+GC_DATES = 33  # thirty kept by the default retention, three to remove
+
+
+def timed_gc(lake: Path, url: str, env: dict[str, str]) -> dict[str, Any]:
+    """`igdb-pipeline gc` over a lake of GC_DATES done dates: each date's partitions are hard links
+    of D+2's (the layout and file count of a real date), with done markers and ledger rows."""
+    from pipeline.ledger import ledger_step
+    from pipeline.steps import STEPS as ALL_STEPS
+
+    first = REFRESH + dt.timedelta(days=1)
+    days = [first + dt.timedelta(days=n) for n in range(GC_DATES)]
+    for layer in ("raw", "staging", "quarantine", "marts", "reports"):
+        for source in sorted((lake / layer).glob(f"*/dt={REFRESH}")):
+            for day in days:
+                link_tree(source, source.parent / f"dt={day}")
+    for day in days:
+        for step in ALL_STEPS:
+            shutil.copy(lake / f"_done/{step}/dt={REFRESH}", lake / f"_done/{step}/dt={day}")
+            with ledger_step(url, SCHEMA, day, step, "bench-gc"):
+                pass
+    as_of = days[-1] + dt.timedelta(days=1)
+    started = time.monotonic()
+    proc = subprocess.run([*CLI, "gc", "--as-of", str(as_of), "--lake", str(lake)], env=env, capture_output=True,
+                          text=True)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"gc failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    headline = proc.stdout.splitlines()[0]
+    removed = re.search(r"removed: (\d+) of (\d+) date", headline)
+    if removed is None:
+        raise SystemExit(f"gc said something unexpected: {headline}")
+    return {"gc_seconds": round(seconds, 2), "gc_dates": GC_DATES + 3, "gc_partitions_removed": int(removed[1]),
+            "gc_dates_removed": int(removed[2]), "gc_summary": headline}
 
 
 def link_tree(source: Path, target: Path) -> None:
@@ -257,6 +368,7 @@ def main() -> None:
     started = time.monotonic()
     raw, counts = cached_raw_lake(args.games, DAY, OUT / "lakes")
     next_raw, expect = cached_next_day(raw, counts["games"], args.changed)
+    refresh_raw, refresh = cached_refresh_day(raw, next_raw, counts["games"])
     print(f"bench-daily: {counts['games']} games on {DAY}, {expect['changed']} changed on {NEXT} with "
           f"{expect['popularity_rows']} popularity rows (raw partitions ready in {time.monotonic() - started:.0f}s)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,6 +386,15 @@ def main() -> None:
             load_marts = check_lake(lake, counts["games"], expect)
             changed_rows = {name: m["changed"] for name, m in load_marts.items()}
             check_database(url, counts["games"], expect)
+            settle_database(url)
+            link_tree(refresh_raw / "raw", lake / "raw")
+            refresh_wall, refresh_steps = timed_run(REFRESH, lake, env, args.driver_memory)
+            check_refresh(url, lake, refresh)
+            print(f"  full-refresh day D+2 ({refresh['deleted']} games deleted): {refresh_wall:.1f}s "
+                  f"({_steps_text(refresh_steps)}); ratio to the daily run {refresh_wall / daily_wall:.2f} "
+                  f"(goal <= {REFRESH_GOAL_RATIO})")
+            gc = timed_gc(lake, url, env)
+            print(f"  gc over {gc['gc_dates']} dates: {gc['gc_seconds']:.1f}s ({gc['gc_summary']})")
 
     ingest = ingest_pages(next_raw, NEXT)
     ratio = daily_wall / full_wall
@@ -287,6 +408,10 @@ def main() -> None:
         "daily_load_plans": {name: {k: m.get(k) for k in ("mode", "staged", "seconds")}
                              for name, m in load_marts.items()},
         "ingest_not_timed": ingest, "vacuum_before_daily_seconds": round(settled, 1),
+        "full_refresh_seconds": round(refresh_wall, 1), "full_refresh_steps_seconds": refresh_steps,
+        "full_refresh_deleted": refresh["deleted"],
+        "ratio_full_refresh_over_daily": round(refresh_wall / daily_wall, 3),
+        "full_refresh_goal_ratio": REFRESH_GOAL_RATIO, **gc,
         "driver_memory": args.driver_memory,
         "timed_command": " ".join(["igdb-pipeline", *run_command(NEXT, Path("LAKE"), args.driver_memory)[3:]]),
     }

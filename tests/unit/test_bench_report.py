@@ -28,7 +28,11 @@ DAILY = {"games": 20000, "changed_games": 500, "driver_memory": "6g", "daily_sec
          "daily_steps_seconds": {"transform": 20.0, "validate": 20.0, "load": 10.0},
          "daily_outside_steps_seconds": 10.0,
          "baseline_full_run_seconds": 120.0, "goal_seconds": 90,
-         "ingest_not_timed": {"pages": 330, "seconds_at_ceiling": 82.5}}
+         "ingest_not_timed": {"pages": 330, "seconds_at_ceiling": 82.5},
+         "full_refresh_seconds": 84.0,
+         "full_refresh_steps_seconds": {"transform": 40.0, "validate": 24.0, "load": 10.0},
+         "full_refresh_deleted": 200, "full_refresh_goal_ratio": 1.5, "gc_seconds": 3.2, "gc_dates": 36,
+         "gc_partitions_removed": 480, "gc_dates_removed": 6}
 
 
 def table_row(markdown: str, stage: str) -> list[str]:
@@ -58,7 +62,11 @@ def test_every_stage_has_a_row_with_its_ratio_and_verdict() -> None:
     assert daily[1].startswith("60.0 s for 500 changed of 20,000 games")
     assert daily[2].startswith("120.0 s")
     assert daily[3:] == ["0.5", "≤ 90 s wall, Spark start-up included", "met"]
-    assert "**3 of 6 goals met**." in markdown
+    refresh = table_row(markdown, "full-refresh day")
+    assert refresh[1].startswith("84.0 s for a full refresh of 20,000 games with 200 deleted")
+    assert refresh[2].startswith("60.0 s: the daily run") and refresh[3:] == ["1.4", "≤ 1.5 × the daily run", "met"]
+    assert "gc over 36 dates (removed 480 partitions of 6 dates): 3.2 s" in markdown
+    assert "**4 of 7 goals met**." in markdown
     assert "330 requests, 82 s" in markdown  # what the daily run leaves out is said
 
 
@@ -70,11 +78,15 @@ def test_header_names_the_date_and_the_machine() -> None:
 
 def test_missing_stages_are_shown_as_not_run() -> None:
     markdown = render_report({"ingest": INGEST}, MACHINE, WHEN)
-    for stage in ("transform", "validate", "load upsert", "load 1%-changed rerun", "daily end-to-end"):
+    for stage in ("transform", "validate", "load upsert", "load 1%-changed rerun", "daily end-to-end",
+                  "full-refresh day"):
         cells = table_row(markdown, stage)
         assert cells[1] == "not run" and cells[5] == "not run", cells
     assert table_row(markdown, "daily end-to-end")[4] == "≤ 90 s wall, Spark start-up included"
-    assert "**1 of 6 goals met**, 5 not run." in markdown
+    assert "**1 of 7 goals met**, 6 not run." in markdown
+    older = render_report({"daily": {k: v for k, v in DAILY.items() if not k.startswith(("full_refresh", "gc_"))}},
+                          MACHINE, WHEN)  # a result from before the full-refresh day was measured
+    assert table_row(older, "full-refresh day")[1] == "not run"
 
 
 def test_commands_reproduce_the_size_that_was_measured() -> None:
