@@ -380,6 +380,9 @@ def _check_references() -> None:
             if not dimension.keeps_deletions or dimension.key[0] not in ds.column_names or ds.load is None:
                 raise AssertionError(f"{ds.rel_path}: follows_deletions_of must name a loaded dimension that keeps "
                                      f"its deletions, whose key this mart holds")
+            if ds.load is LoadKind.REPLACE_SET and ds.parents_versioned_by != ds.follows_deletions_of:
+                raise AssertionError(f"{ds.rel_path}: a bridge follows the deletions of the mart that versions its "
+                                     f"parents (the load checks both in one lookup)")
         if ds.parents_versioned_by:
             versions = DATASETS[f"{Layer.MARTS.value}/{ds.parents_versioned_by}"]
             marts = list(DATASETS.values())

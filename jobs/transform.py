@@ -188,9 +188,9 @@ class Deletions:
     previous_live: int | None  # its live rows
 
 
-def _counted_deletions(lake_rows: dict[str, int], evidence: Evidence, base: dt.date | None,
+def _counted_deletions(counted: dict[str, int], evidence: Evidence, base: dt.date | None,
                        previous: tuple[int, int] | None) -> Deletions:
-    return Deletions(evidence.why, lake_rows["deleted"], lake_rows["live"], lake_rows["rows"],
+    return Deletions(evidence.why, counted["deleted"], counted["live"], counted["rows"],
                      None if base is None else base.isoformat(), None if previous is None else previous[1])
 
 
@@ -267,7 +267,7 @@ def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date
     if base is None and not full_refresh:
         event(log, "no earlier dim_games: the catalogue holds only this date's changed games; "
                    "run a full refresh to rebuild it", logging.WARNING)
-    present = present_keys(spark, changes, "game_id", evidence) if full_refresh and evidence.complete else None
+    present = present_keys(spark, changes, "game_id", evidence) if evidence.complete else None
     kept = kept_catalogue(spark, lake, base, names) if base else None
     if kept is not None:
         changed = with_fingerprint(conform(marts.resolve_names(changes, names), dim_games))
@@ -282,24 +282,21 @@ def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date
     lake.write_text(f"{dim_games.partition_rel_path(day.isoformat())}/{NAMES_FILE}", names_record(names))
     event(log, "dim_games: names " + (f"kept from dt={base} for its unchanged rows" if kept is not None
                                       else "given to every row"), **counted, deletions=evidence.why)
-    return _counted_deletions(counted, evidence if full_refresh else Evidence(False, "incremental: only a "
-                              "complete full refresh shows a deletion"), base,
-                              live_rows(spark, lake, dim_games, base) if base else None)
+    return _counted_deletions(counted, evidence, base, live_rows(spark, lake, dim_games, base) if base else None)
 
 
-def deleted_games(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date | None, full_refresh: bool,
-                  evidence: Evidence) -> DataFrame | None:
+def deleted_games(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date | None, evidence: Evidence
+                  ) -> DataFrame | None:
     """The game ids deleted as of D (the catalogue of D marks them: the same rule, computed from the
     base catalogue's two columns so that the fact need not wait for the catalogue); None when there
     is none to leave out (no earlier catalogue, or none deleted in it and no complete refresh)."""
     dim_games = dataset(Layer.MARTS, "dim_games")
-    complete = full_refresh and evidence.complete
     counted = live_rows(spark, lake, dim_games, base) if base else None
-    if base is None or counted is None or (counted[0] == counted[1] and not complete):
+    if base is None or counted is None or (counted[0] == counted[1] and not evidence.complete):
         return None
     changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
     previous = read_partition(spark, dim_games, lake, base).select("game_id", DELETED_AT)
-    present = present_keys(spark, changes, "game_id", evidence) if complete else None
+    present = present_keys(spark, changes, "game_id", evidence) if evidence.complete else None
     return deletions.deleted_keys(deletions.mark_deleted(previous, present, "game_id", day), changes, "game_id")
 
 
@@ -350,7 +347,7 @@ def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, base: d
     fct = dataset(Layer.MARTS, "fct_game_popularity")
     # the marketing marts need a few columns of the catalogue, not its free text. Each mart reads
     # its columns from the files again: caching the two frames first cost more than the reads it
-    # saved (bench/REPORT.md has the figures)
+    # saved (measured: the README's benchmark notes)
     catalogue = deletions.live(read_partition(spark, dataset(Layer.MARTS, "dim_games"), lake, day)
                                ).select(*marts.CATALOGUE_COLUMNS)
     facts = read_partition(spark, fct, lake, day)
@@ -389,7 +386,7 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
 
     def fact(needs: Mapping[str, Any]) -> tuple[int, EntityCounts]:
         with log_context(entity="popularity_primitives"):
-            deleted = deleted_games(spark, lake, day, base, full_refresh, needs["games evidence"])
+            deleted = deleted_games(spark, lake, day, base, needs["games evidence"])
             return write_checked_fact(spark, lake, day, manifests["popularity_primitives"],
                                       needs["stage popularity_primitives"], rank_at_once_below, deleted)
 

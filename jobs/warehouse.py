@@ -263,15 +263,14 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
         # versions parents (dim_games: loaded first, changed whenever a set changes) says it too
         template = "NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = s.{p} AND n.{sdt} > %(day)s)"
         if ds.parents_versioned_by:
-            # a deleted parent's set is gone for good: an older date never brings it back
-            deleted = (" OR g.{deleted} IS NOT NULL" if ds.follows_deletions_of == ds.parents_versioned_by else "")
+            # a deleted parent's set is gone for good: an older date never brings it back (the
+            # declarations make the dimension a bridge follows the one that versions its parents)
+            deleted = " OR g.{deleted} IS NOT NULL" if ds.follows_deletions_of else ""
             template += (" AND NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND (g.{sdt} > %(day)s"
                          + deleted + "))")
         fresh = sql.SQL(template).format(target=target, p=parent, sdt=sql.Identifier(SOURCE_DT),
                                          versions=_table(schema, ds.parents_versioned_by or ds.name),
                                          deleted=sql.Identifier(DELETED_AT))
-        if ds.follows_deletions_of and ds.follows_deletions_of != ds.parents_versioned_by:
-            fresh = sql.SQL("{} AND {}").format(fresh, _not_deleted(ds, schema))
         # the parents seen on D: all of them (an emptied set too) when the declaration lists them
         seen = _table(schema, parents_stage_name(ds, day)) if ds.parents_from else stage
         gone = sql.SQL(

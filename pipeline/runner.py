@@ -21,6 +21,7 @@ from ingestion.drift import drift_lines
 from pipeline.config import Settings
 from pipeline.database import RUN_LOCK_NAMESPACE, advisory_lock, connection, resolve_url
 from pipeline.errors import PipelineError
+from pipeline.lake import Lake, open_lake
 from pipeline.ledger import ledger_step, read_ledger
 from pipeline.logs import event, log_context, new_run_id
 from pipeline.notify import notify
@@ -104,8 +105,6 @@ def run_single_step(settings: Settings, day: dt.date, step: str, spark: SparkHan
 
 def date_states(settings: Settings, url: str) -> dict[dt.date, dict[str, StepState]]:
     """Every date the ledger or the done markers know, with each step's state."""
-    from pipeline.lake import open_lake
-
     return step_states(read_ledger(url, settings.database_schema), marked_dates(open_lake(settings.lake_uri)))
 
 
@@ -151,7 +150,7 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
     return outcome
 
 
-def collect_garbage(settings: Settings, as_of: dt.date, lake: Any = None, dry_run: bool = False) -> GcPlan:
+def collect_garbage(settings: Settings, as_of: dt.date, lake: Lake | None = None, dry_run: bool = False) -> GcPlan:
     """`gc` as of a date, with the states of every date the ledger and the markers know."""
     return collect(settings, date_states(settings, resolve_url(settings.database_url, settings.data_dir)), as_of,
                    dry_run, lake)

@@ -319,6 +319,23 @@ def test_warnings_are_reported_and_do_not_block(spark, clean, tmp_path: Path) ->
     assert "name is present" in html
 
 
+def test_schema_drift_found_by_ingestion_is_a_warning_in_the_report(spark, clean, tmp_path: Path) -> None:
+    lake_dir = _copy(clean, tmp_path)
+    drift = lake_dir / "reports" / "drift" / f"dt={DAY}" / "summary.json"
+    drift.parent.mkdir(parents=True, exist_ok=True)
+    drift.write_text(json.dumps({"dt": str(DAY), "entities": {
+        "games": {"new": ["pulse_score"], "gone": ["storyline"], "compared_with": "2026-11-13", "sampled": 500},
+        "genres": {"new": [], "gone": [], "compared_with": "2026-11-19", "sampled": 23}}}))
+
+    summary = run_validation(spark, LocalLake(lake_dir), DAY, "drift", only=["staging/ref_genres"])
+
+    assert summary["passed"]
+    assert [(w["suite"], w["description"]) for w in summary["warned"]] == [
+        ("checks/drift", "games: new field(s) not ingested: pulse_score; declared field(s) no longer returned since "
+                         "dt=2026-11-13: storyline")]
+    assert "pulse_score" in (lake_dir / "reports" / "validation" / f"dt={DAY}" / "index.html").read_text()
+
+
 def test_unknown_outputs_are_a_usage_error(spark, clean) -> None:
     from pipeline.errors import ConfigError
 
