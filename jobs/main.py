@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status")
+JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status", "gc")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
