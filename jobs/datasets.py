@@ -383,6 +383,9 @@ def _check_references() -> None:
             if ds.load is LoadKind.REPLACE_SET and ds.parents_versioned_by != ds.follows_deletions_of:
                 raise AssertionError(f"{ds.rel_path}: a bridge follows the deletions of the mart that versions its "
                                      f"parents (the load checks both in one lookup)")
+        if ds.load is LoadKind.REPLACE_SET and not ds.parents_versioned_by:
+            raise AssertionError(f"{ds.rel_path}: a bridge names the mart that versions its parents (the load "
+                                 f"keeps a newer set by it)")
         if ds.parents_versioned_by:
             versions = DATASETS[f"{Layer.MARTS.value}/{ds.parents_versioned_by}"]
             marts = list(DATASETS.values())

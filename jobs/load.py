@@ -32,6 +32,7 @@ from jobs.reports import validation_summary, validation_verdict
 from jobs.warehouse import (
     LOADED,
     SOURCE_DT,
+    analyze,
     analyze_parents_stage,
     analyze_stage,
     copy_statement,
@@ -203,10 +204,11 @@ def purge_followers(cur: Any, conn: Any, turns: contextlib.ExitStack, ds: Datase
     cur.execute(deleted_by_load(ds, schema), {"day": day})
     if not cur.fetchone()[0]:
         return {}
+    cur.execute(analyze(ds, schema))
     purged = {}
     for mart in marts:  # in name order, the same in every load: no two loads wait on each other
         turns.enter_context(waiting_advisory_lock(conn, MART_LOCK_NAMESPACE, _mart_lock_key(mart)))
-        cur.execute(purge_deleted(mart, ds, schema), {"day": day})
+        cur.execute(purge_deleted(mart, ds, schema), {"day": day, "mart": mart.name})
         purged[mart.name] = max(cur.rowcount, 0)
     return purged
 

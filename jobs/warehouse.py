@@ -258,29 +258,25 @@ def upsert_statements(ds: Dataset, schema: str, day: dt.date) -> list[sql.Compos
                         sql.SQL("DO UPDATE SET {} WHERE {}").format(_set_all(ds), _newer(ds)))]
     if ds.load is LoadKind.REPLACE_SET:
         parent = sql.Identifier(ds.parent_key or ds.key[0])
-        # a parent whose stored set came from a later date keeps it: an older reload loses. The
-        # set's own rows say so; an emptied set has none, so the parent's row in the table that
-        # versions parents (dim_games: loaded first, changed whenever a set changes) says it too
-        template = "NOT EXISTS (SELECT 1 FROM {target} n WHERE n.{p} = s.{p} AND n.{sdt} > %(day)s)"
-        if ds.parents_versioned_by:
-            # a deleted parent's set is gone for good: an older date never brings it back (the
-            # declarations make the dimension a bridge follows the one that versions its parents)
-            deleted = " OR g.{deleted} IS NOT NULL" if ds.follows_deletions_of else ""
-            template += (" AND NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND (g.{sdt} > %(day)s"
-                         + deleted + "))")
-        fresh = sql.SQL(template).format(target=target, p=parent, sdt=sql.Identifier(SOURCE_DT),
-                                         versions=_table(schema, ds.parents_versioned_by or ds.name),
-                                         deleted=sql.Identifier(DELETED_AT))
+        # a parent whose stored set comes from a later date keeps it: an older reload loses. The
+        # table that versions the parents says so (dim_games: loaded first, its row changes
+        # whenever the game's sets do, an emptied set included); a deleted parent's set is gone
+        # for good (the declarations make the dimension a bridge follows that same table)
+        deleted = " OR g.{deleted} IS NOT NULL" if ds.follows_deletions_of else ""
+        fresh = sql.SQL("NOT EXISTS (SELECT 1 FROM {versions} g WHERE g.{p} = s.{p} AND (g.{sdt} > %(day)s"
+                        + deleted + "))").format(versions=_table(schema, ds.parents_versioned_by or ds.name),
+                                                 p=parent, sdt=sql.Identifier(SOURCE_DT),
+                                                 deleted=sql.Identifier(DELETED_AT))
         # the parents seen on D: all of them (an emptied set too) when the declaration lists them
         seen = _table(schema, parents_stage_name(ds, day)) if ds.parents_from else stage
         gone = sql.SQL(
             "DELETE FROM {target} t WHERE t.{p} IN (SELECT DISTINCT s.{p} FROM {seen} s WHERE {fresh}) "
             "AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
         ).format(target=target, p=parent, stage=stage, seen=seen, match=_key_match(ds, "s", "t"), fresh=fresh)
-        later = sql.SQL("t.{sdt} < s.{sdt}").format(sdt=sql.Identifier(SOURCE_DT))
-        add = _insert(ds, schema, day, sql.SQL("{} AND {}").format(fresh, _needed(ds, schema, later)),
-                      sql.SQL("DO UPDATE SET {sdt} = excluded.{sdt} WHERE t.{sdt} < excluded.{sdt}").format(
-                          sdt=sql.Identifier(SOURCE_DT)))
+        # only relations not stored yet: a relation D sees again keeps its row (and the date it was
+        # first loaded), so a full refresh rewrites no row of an unchanged set
+        add = _insert(ds, schema, day, sql.SQL("{} AND {}").format(fresh, _needed(ds, schema, sql.SQL("false"))),
+                      sql.SQL("DO NOTHING"))
         return [gone, add]
     if ds.load is LoadKind.REPLACE_DATE:
         snapshot = sql.Identifier(SNAPSHOT_DATE)
@@ -320,10 +316,20 @@ def deleted_by_load(ds: Dataset, schema: str) -> sql.Composed:
 def purge_deleted(follower: Dataset, dimension: Dataset, schema: str) -> sql.Composed:
     """Remove from a follower the rows of the keys a load of D marked deleted in its dimension, in
     the dimension's transaction: a deleted game leaves the bridges, the fact and the marketing
-    marts with its deletion, for every date. Parameter: day."""
+    marts with its deletion, for every date. The keys (and, for a time series keyed by date, the
+    dates the mart holds: `loaded_partitions`) are evaluated once as arrays, so the follower's
+    primary key finds the rows instead of a scan of its whole history. Parameters: day, mart."""
     key = sql.Identifier(dimension.key[0])
-    return sql.SQL("DELETE FROM {f} t WHERE t.{k} IN (SELECT g.{k} FROM {d} g WHERE g.{deleted} IS NOT NULL "
-                   "AND g.{sdt} = %(day)s)").format(f=_table(schema, follower.name), k=key,
-                                                    d=_table(schema, dimension.name),
-                                                    deleted=sql.Identifier(DELETED_AT),
-                                                    sdt=sql.Identifier(SOURCE_DT))
+    keys = sql.SQL("t.{k} = ANY (ARRAY(SELECT g.{k} FROM {d} g WHERE g.{deleted} IS NOT NULL AND g.{sdt} = %(day)s))"
+                   ).format(k=key, d=_table(schema, dimension.name), deleted=sql.Identifier(DELETED_AT),
+                            sdt=sql.Identifier(SOURCE_DT))
+    if follower.key[0] == SNAPSHOT_DATE:
+        keys = sql.SQL("t.{d} = ANY (ARRAY(SELECT p.dt FROM {p} p WHERE p.mart = %(mart)s)) AND {}").format(
+            keys, d=sql.Identifier(SNAPSHOT_DATE), p=_table(schema, LOADED_PARTITIONS))
+    return sql.SQL("DELETE FROM {} t WHERE {}").format(_table(schema, follower.name), keys)
+
+
+def analyze(ds: Dataset, schema: str) -> sql.Composed:
+    """Fresh statistics of a table: after a load marked rows deleted, the planner must not take
+    `deleted_at IS NOT NULL` for a column it last saw all null (it would loop where it should hash)."""
+    return sql.SQL("ANALYZE {}").format(_table(schema, ds.name))
