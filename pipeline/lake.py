@@ -281,10 +281,7 @@ class S3Lake(Lake):
         self.s3.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
 
     def _keys(self, prefix: str) -> Iterator[str]:
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        return (key for key, _ in self._objects(prefix))
 
     def list_files(self, rel: str) -> list[str]:
         prefix = self.key(rel).rstrip("/") + "/"
@@ -309,6 +306,7 @@ class S3Lake(Lake):
         return sorted(old - fresh)
 
     def _objects(self, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
+        """Every object under the prefix, with when it was last written."""
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
