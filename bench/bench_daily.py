@@ -49,7 +49,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,19 +133,25 @@ def write_next_day(raw: Path, target: Path, games: int, changed: int) -> dict[st
     }
 
 
-def cached_next_day(raw: Path, games: int, changed: int) -> tuple[Path, dict[str, Any]]:
-    """D+1's raw partitions for this catalogue and number of changes, generated once."""
-    root = OUT / "lakes" / f"daily-{games}-{changed}-{NEXT}"
+def cached_day(name: str, write: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """Raw partitions written once by `write(folder)` (which returns what the checks expect), then
+    reused by later runs from bench/out/lakes/<name>."""
+    root = OUT / "lakes" / name
     marker = root / "_expect.json"
     if marker.is_file():
         return root, json.loads(marker.read_text())
     work = root.with_name(root.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
-    expect = write_next_day(raw, work, games, changed)
+    expect = write(work)
     (work / "_expect.json").write_text(json.dumps(expect))
     shutil.rmtree(root, ignore_errors=True)
     work.rename(root)
     return root, expect
+
+
+def cached_next_day(raw: Path, games: int, changed: int) -> tuple[Path, dict[str, Any]]:
+    """D+1's raw partitions for this catalogue and number of changes, generated once."""
+    return cached_day(f"daily-{games}-{changed}-{NEXT}", lambda folder: write_next_day(raw, folder, games, changed))
 
 
 REFRESH = NEXT + dt.timedelta(days=1)
@@ -179,17 +185,7 @@ def write_refresh_day(raw: Path, next_raw: Path, target: Path, games: int) -> di
 
 def cached_refresh_day(raw: Path, next_raw: Path, games: int) -> tuple[Path, dict[str, Any]]:
     """D+2's raw partitions for this catalogue, generated once."""
-    root = OUT / "lakes" / f"refresh-{games}-{REFRESH}"
-    marker = root / "_expect.json"
-    if marker.is_file():
-        return root, json.loads(marker.read_text())
-    work = root.with_name(root.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    expect = write_refresh_day(raw, next_raw, work, games)
-    (work / "_expect.json").write_text(json.dumps(expect))
-    shutil.rmtree(root, ignore_errors=True)
-    work.rename(root)
-    return root, expect
+    return cached_day(f"refresh-{games}-{REFRESH}", lambda folder: write_refresh_day(raw, next_raw, folder, games))
 
 
 def check_refresh(url: str, lake: Path, expect: dict[str, Any]) -> None:
