@@ -591,7 +591,7 @@ def month_in_the_life(ctx: Context) -> Outcome:
         out.figures = (f"{loaded_days}/{MONTH_DAYS} dates equal to the truth; {events['updates']} edits, "
                        f"{events['adds']} new games, {events['deletions']} deletions, {events['comebacks']} "
                        f"comeback, {events['renames']} renames, a new field; the half catalogue refused, then "
-                       f"rerun; {len(kept)} raw dates kept by gc; deleted games live: {len(truth.deleted)}")
+                       f"rerun; {len(kept)} raw dates kept by gc; {len(truth.deleted)} games deleted at the end")
         world.discard()
     return out
 
