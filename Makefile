@@ -70,7 +70,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy pipeline ingestion jobs reliability bench
 
-reliability: $(STAMP) ## the pipeline under faults, one PASS/FAIL line per scenario (25-50 min with the machine; ARGS="--only secrets")
+reliability: $(STAMP) ## the pipeline under faults, one PASS/FAIL line per scenario (45-70 min with the machine; ARGS="--only secrets")
 	$(BIN)/python -m reliability $(ARGS)
 
 bench-ingest: $(STAMP) ## ingestion throughput vs the API rate ceiling (100k games)
