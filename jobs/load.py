@@ -21,12 +21,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.datasets import DATASETS, Dataset
+from jobs.datasets import DATASETS, Dataset, Layer, LoadKind
 from jobs.io import read_fingerprinted, read_partition
-from jobs.load_plan import LoadPlan, partition_digest, plan_load, rows_not_in
+from jobs.load_plan import LoadPlan, bridges_follow, partition_digest, plan_load, rows_not_in
 from jobs.pgcopy import copy_lines, copy_text_partition
 from jobs.reports import validation_summary, validation_verdict
 from jobs.warehouse import (
@@ -82,12 +83,34 @@ def require_validated(lake: Lake, day: dt.date) -> dict[str, Any]:
 class SharedParents:
     """The parent ids the replace-the-set bridges need (every game id of `staging/games` of D, so a
     set that became empty counts too), COPYed once for all of them, on the first bridge that needs
-    them, instead of once per bridge; dropped when the load ends (`drop_all`)."""
+    them, instead of once per bridge; dropped when the load ends (`drop_all`).
+
+    When the bridges follow the catalogue's delta (`follow`), the parents are only the games whose
+    catalogue row differs from the delta's base, and each bridge sends only their rows: on a full
+    refresh, a few thousand games instead of every set of the catalogue."""
 
     def __init__(self, spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str) -> None:
         self.spark, self.lake, self.day, self.url, self.schema = spark, lake, day, url, schema
         self._lock = threading.Lock()  # bridges loading side by side wait for the one staging them
         self._staged: set[str] = set()
+        self.following: LoadPlan | None = None  # the catalogue's delta plan the bridges follow
+        self._changed: DataFrame | None = None
+
+    def follow(self, versions: Dataset, plan: LoadPlan) -> None:
+        """From now on the bridges send only the games whose `versions` row changed since plan.base."""
+        assert plan.base is not None
+        self.following = plan
+        previous = read_fingerprinted(self.spark, versions, self.lake, plan.base)
+        current = read_fingerprinted(self.spark, versions, self.lake, self.day)
+        self._changed = current.transform(rows_not_in(previous, versions.key)).select(*versions.key).persist(
+            StorageLevel.MEMORY_AND_DISK)  # read by the parents and by every bridge
+
+    def only_changed(self, frame: DataFrame, key: str) -> DataFrame:
+        """`frame` limited to the changed parents when following the catalogue's delta."""
+        if self._changed is None:
+            return frame
+        return frame.join(F.broadcast(self._changed.withColumnRenamed(self._changed.columns[0], key)), key,
+                          "left_semi")
 
     def ensure(self, ds: Dataset) -> None:
         """The parents of `ds` are in their staging table and analysed (staged now if not yet)."""
@@ -101,7 +124,8 @@ class SharedParents:
                     cur.execute(parents_stage_ddl(ds, self.schema, self.day))
                 statement = parents_copy_statement(ds, self.schema, self.day).as_string(conn)
                 url = self.url  # the executors' closure takes the URL, not this object (its lock and session)
-                ids = read_partition(self.spark, DATASETS[ds.parents_from], self.lake, self.day).select(ds.parent_key)
+                ids = self.only_changed(read_partition(self.spark, DATASETS[ds.parents_from], self.lake, self.day)
+                                        .select(ds.parent_key), ds.parent_key)
                 copy_lines(ids).rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement)).collect()
                 with conn, conn.cursor() as cur:
                     cur.execute(analyze_parents_stage(ds, self.schema, self.day))
@@ -110,7 +134,10 @@ class SharedParents:
                   seconds=round(time.monotonic() - began, 2))
 
     def drop_all(self, marts: Sequence[Dataset]) -> None:
-        """Drop the parents' tables of these marts, staged by this load or left by a killed one."""
+        """Drop the parents' tables of these marts, staged by this load or left by a killed one (and
+        forget the changed games)."""
+        if self._changed is not None:
+            self._changed.unpersist()
         sources = {ds.parents_from: ds for ds in marts if ds.parents_from}
         if sources:
             with connection(self.url) as conn, conn, conn.cursor() as cur:
@@ -124,9 +151,13 @@ def _mart_lock_key(ds: Dataset) -> int:
     return zlib.crc32(ds.name.encode()) & 0x7FFFFFFF
 
 
-def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, plan: LoadPlan) -> DataFrame:
+def _rows_to_send(spark: SparkSession, lake: Lake, ds: Dataset, day: dt.date, plan: LoadPlan,
+                  parents: SharedParents) -> DataFrame:
     if plan.mode != "delta":
         return read_partition(spark, ds, lake, day)
+    if ds.load is LoadKind.REPLACE_SET:  # a bridge following the catalogue's delta
+        assert ds.parent_key is not None
+        return parents.only_changed(read_partition(spark, ds, lake, day), ds.parent_key)
     assert plan.base is not None
     previous = read_fingerprinted(spark, ds, lake, plan.base)
     return read_fingerprinted(spark, ds, lake, day).transform(rows_not_in(previous, ds.key)).select(*ds.column_names)
@@ -149,7 +180,8 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
         raise LoadError(f"{ds.partition_rel_path(day.isoformat())} has no files: run the transform of {day}")
     with waiting_advisory_lock(conn, MART_LOCK_NAMESPACE, _mart_lock_key(ds)):
         with conn, conn.cursor() as cur:
-            plan = plan_load(cur, schema, lake, ds, day, digest, mode)
+            plan = plan_load(cur, schema, lake, ds, day, digest, mode,
+                             parents.following if ds.load is LoadKind.REPLACE_SET else None)
         mark = lap("plan", began)
         if plan.mode == "unchanged":
             event(log, f"{ds.name}: unchanged since loaded, nothing sent", rows=expected_rows, mode=plan.mode)
@@ -159,7 +191,7 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
             cur.execute(stage_ddl(ds, schema, day))
         try:
             statement = copy_statement(ds, schema, day).as_string(conn)
-            lines = copy_lines(_rows_to_send(spark, lake, ds, day, plan).withColumn(SOURCE_DT, F.lit(day)))
+            lines = copy_lines(_rows_to_send(spark, lake, ds, day, plan, parents).withColumn(SOURCE_DT, F.lit(day)))
             staged = int(sum(lines.rdd.mapPartitions(lambda rows: copy_text_partition(rows, url, statement))
                              .collect()))
             if staged != expected_rows and not (plan.mode == "delta" and staged <= expected_rows):
@@ -189,8 +221,9 @@ def load_mart(spark: SparkSession, lake: Lake, conn: Any, ds: Dataset, day: dt.d
     removed: dict[str, Any] = {"purged": purged} if purged else {}  # a dimension's deleted keys, from its followers
     event(log, f"loaded {ds.name}", rows=expected_rows, staged=staged, changed=changed, mode=plan.mode,
           why=plan.why, seconds=seconds, **timings, **removed)
+    based: dict[str, Any] = {"base": plan.base.isoformat()} if plan.base else {}  # what a delta compared with
     return {"rows": expected_rows, "changed": changed, "staged": staged, "mode": plan.mode, "seconds": seconds,
-            "phases": phases, **removed}
+            "phases": phases, **removed, **based}
 
 
 def purge_followers(cur: Any, conn: Any, turns: contextlib.ExitStack, ds: Dataset, schema: str, day: dt.date
@@ -242,6 +275,7 @@ def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: 
     done: dict[str, dict[str, Any]] = {}
     try:
         for wave in load_waves(marts):
+            follow_the_catalogue(url, schema, parents, wave, done)
             done |= zip([ds.name for ds in wave], map_in_threads(load_one, wave, parallel_marts, "load"),
                         strict=True)
     except BaseException:
@@ -250,6 +284,22 @@ def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: 
         raise
     parents.drop_all(marts)
     return {ds.name: done[ds.name] for ds in marts}
+
+
+def follow_the_catalogue(url: str, schema: str, parents: SharedParents, wave: Sequence[Dataset],
+                         done: Mapping[str, Mapping[str, Any]]) -> None:
+    """Before a wave of bridges: when the catalogue they are versioned by loaded as a delta in this
+    load and the bridges took in every date it did (`bridges_follow`), they follow it."""
+    bridges = [ds for ds in wave if ds.load is LoadKind.REPLACE_SET and ds.parents_versioned_by in done]
+    if not bridges:
+        return
+    name = bridges[0].parents_versioned_by
+    assert name is not None and all(b.parents_versioned_by == name for b in bridges)
+    loaded = done[name]
+    plan = LoadPlan(loaded["mode"], "", dt.date.fromisoformat(loaded["base"]) if loaded.get("base") else None)
+    with connection(url) as conn, conn.cursor() as cur:
+        if bridges_follow(cur, schema, plan, bridges):
+            parents.follow(DATASETS[f"{Layer.MARTS.value}/{name}"], plan)
 
 
 def run_load(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: str, on_empty: str = "load",

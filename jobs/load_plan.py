@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from jobs.datasets import Dataset, LoadKind
 from jobs.fingerprint import FINGERPRINT
-from jobs.warehouse import loaded_partitions_query
+from jobs.warehouse import loaded_partitions_query, missing_partitions_query
 from pipeline.lake import Lake
 
 Mode = Literal["full", "delta", "unchanged"]
@@ -55,15 +55,20 @@ def partition_digest(lake: Lake, ds: Dataset, day: dt.date) -> str | None:
     return digest_of(lake.list_files(ds.partition_rel_path(day.isoformat())))
 
 
-def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, digest: str, mode: str = "auto"
-              ) -> LoadPlan:
-    """Decide from what the table took in before (run under the mart's lock: nothing moves meanwhile)."""
+def plan_load(cur: Any, schema: str, lake: Lake, ds: Dataset, day: dt.date, digest: str, mode: str = "auto",
+              versions: LoadPlan | None = None) -> LoadPlan:
+    """Decide from what the table took in before (run under the mart's lock: nothing moves meanwhile).
+    `versions`: for a bridge, its parents' table's plan when the bridges may follow it
+    (`bridges_follow`)."""
     if mode == "full":
         return LoadPlan("full", "load.mode=full")
     cur.execute(loaded_partitions_query(schema), {"mart": ds.name})
     loaded: dict[dt.date, str] = dict(cur.fetchall())
     if loaded.get(day) == digest:
         return LoadPlan("unchanged", f"this partition of dt={day} was loaded already")
+    if ds.load is LoadKind.REPLACE_SET and versions is not None and versions.mode == "delta":
+        return LoadPlan("delta", f"the sets of the games whose {ds.parents_versioned_by} row differs from "
+                                 f"dt={versions.base}", base=versions.base)
     if ds.load is not LoadKind.UPSERT_NEWER:
         return LoadPlan("full", f"{ds.load} marts are loaded whole")
     if not loaded:
@@ -91,3 +96,15 @@ def rows_not_in(previous: DataFrame, key: Sequence[str]) -> Callable[[DataFrame]
         return current.join(F.broadcast(previous.select(*pairs)), pairs, "left_anti")
 
     return changed
+
+
+def bridges_follow(cur: Any, schema: str, versions: LoadPlan, bridges: Sequence[Dataset]) -> bool:
+    """Whether the bridges of D may send only the sets of the games whose parents' row (the
+    catalogue, loaded first) changed since its delta base B. A game's sets are part of its row, so
+    an unchanged row has the sets the bridges hold, provided every bridge took in every date the
+    catalogue took in up to B (a load that failed between the two would leave older sets)."""
+    if versions.mode != "delta" or versions.base is None or not bridges:
+        return False
+    cur.execute(missing_partitions_query(schema), {"versions": bridges[0].parents_versioned_by, "base": versions.base,
+                                                    "marts": [b.name for b in bridges]})
+    return bool(cur.fetchone()[0] == 0)

@@ -119,6 +119,15 @@ def loaded_partitions_query(schema: str) -> sql.Composed:
         _table(schema, LOADED_PARTITIONS))
 
 
+def missing_partitions_query(schema: str) -> sql.Composed:
+    """How many (mart, date) a mart of `marts` lacks among the dates the `versions` mart took in up to
+    `base`: 0 when those marts took in every date it did."""
+    table = _table(schema, LOADED_PARTITIONS)
+    return sql.SQL("SELECT count(*) FROM {t} v CROSS JOIN unnest(%(marts)s::text[]) AS m(mart) "
+                   "WHERE v.mart = %(versions)s AND v.dt <= %(base)s AND NOT EXISTS "
+                   "(SELECT 1 FROM {t} b WHERE b.mart = m.mart AND b.dt = v.dt)").format(t=table)
+
+
 def ensure_schema(conn: Any, schema: str) -> None:
     """Create or migrate everything the load needs, in one transaction; idempotent and lock-light:
     an existing table is only inspected, and altered only when a declared column is missing."""

@@ -265,3 +265,13 @@ def test_gc_keeps_what_the_next_date_reads(days) -> None:
     for output, (after_gc, whole) in days["d8_outputs"].items():
         assert after_gc == whole, f"{output}/dt={D8} differs after gc"
     assert days["d8_outputs"]["marts/dim_games"][0], "D8 wrote no catalogue: the comparison proved nothing"
+
+
+def test_after_a_full_refresh_the_bridges_send_only_the_sets_of_changed_games(days) -> None:
+    """D3 lists every game again: the catalogue sends the rows that differ from D2 (the deleted
+    ones), and the bridges follow it, sending no set of a game whose row did not change."""
+    marts = days["d3"].markers["load"]["details"]["marts"]
+    assert marts["dim_games"]["mode"] == "delta" and marts["dim_games"]["staged"] == 4
+    for bridge in ("game_platforms", "game_genres", "game_themes", "game_modes", "game_player_perspectives"):
+        assert marts[bridge]["mode"] == "delta" and marts[bridge]["staged"] == 0, (bridge, marts[bridge])
+    assert marts["game_genres"]["rows"] > 100  # the whole sets a full refresh used to send
