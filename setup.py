@@ -17,6 +17,9 @@ setup(
         "pandas>=2,<3",  # great-expectations 1.x and pyspark 3.5 need pandas 2
         "boto3>=1.34",
         "requests>=2.31",
+        # ingestion parses and re-writes up to 20,000 IGDB records/s on one core: orjson does both
+        # about 3x faster than the standard json module, with the same compact UTF-8 output
+        "orjson>=3.10",
         "psycopg2-binary>=2.9",
         "pyyaml>=6",  # conf/<env>.yaml
     ],

@@ -13,9 +13,11 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -91,14 +93,19 @@ class IGDBClient:
         with self._stats_lock:
             self.stats[key] += n
 
-    def query(self, endpoint: str, body: str) -> Any:
-        """POST an Apicalypse body to /v4/<endpoint>; the parsed JSON answer."""
+    def query(self, endpoint: str, body: str | Callable[[], str]) -> Any:
+        """POST an Apicalypse body to /v4/<endpoint>; the parsed JSON answer.
+
+        `body` may be a function, called once when the first attempt's turn in the rate limiter
+        has come (a multiquery fills its sub-queries as late as possible); retries resend it."""
         url = f"{self.api_url}/{endpoint}"
         last_problem = "no attempt made"
         for attempt in range(1, self.retry.max_attempts + 1):
             headers, token_generation = self.auth.headers()
             retry_after: float | None = None
             with self.limiter.slot():
+                if callable(body):
+                    body = body()
                 self._count("requests")
                 try:
                     response = self.session.post(url, data=body.encode("utf-8"), headers=headers,
@@ -106,7 +113,7 @@ class IGDBClient:
                     status = response.status_code
                     if status == 200:
                         try:
-                            return response.json()
+                            return orjson.loads(response.content)
                         except ValueError:
                             last_problem = "incomplete or malformed JSON body"
                             self._count("retry_bad_body")

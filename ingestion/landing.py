@@ -24,7 +24,8 @@ def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | Non
 
 def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],
                    api_calls: dict[str, int], run_id: str, reached: int | None,
-                   fetch_seconds: float, fields_seen: Iterable[str] | None = None) -> dict[str, Any]:
+                   fetch_seconds: float, fields_seen: Iterable[str] | None = None, pages: int | None = None
+                   ) -> dict[str, Any]:
     """Describe a partition: the files with counts and checksums, the window, the run, and the
     fields its records hold (what schema drift compares with the next complete landing)."""
     manifest: dict[str, Any] = {
@@ -35,6 +36,7 @@ def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, f
         "files": [{"name": f.name, "records": f.records, "bytes": f.bytes, "sha256": f.sha256} for f in files],
         "window": {"field": "updated_at", "since": window.since, "reached": reached},
         "api_calls": dict(sorted(api_calls.items())),
+        **({"pages": pages} if pages is not None else {}),
         "fetch_seconds": round(fetch_seconds, 3),
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

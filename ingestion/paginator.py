@@ -5,41 +5,53 @@ when records change or appear while we page, whereas offset pages shift under up
 skipped or returned twice).
 
 Why several ranges: one walker waits a full round trip per page, so it cannot use the 4 req/s
-the API allows; K walkers on disjoint id ranges can. The id space (0, max_id] is cut into K
-equal ranges; each range lands in its own part file, so the files are the same whatever the
+the API allows (nor fill a multiquery's 10 sub-queries); K walkers on disjoint id ranges can.
+The first page and the highest id are asked together; a first page that is not full is the
+whole entity. Otherwise the ids after the first page, up to the highest, are cut into K equal
+ranges, K from the density the first page showed (no more ranges than pages, at most
+`ranges`); each range lands in its own part file, so the files are the same whatever the
 timing. When a walker runs out of work, it splits the largest unfinished range in two, so the
 tail of the run keeps the rate ceiling busy. Records are written as each page arrives: memory
 holds a handful of pages, whatever the entity size.
+
+Pages come from a `PageSource` (ingestion/multiquery.py): one request each, or batched into
+multiqueries with other walkers' pages; the walkers do not know which.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ingestion.client import IGDBClient, RetriesExhausted
+import orjson
+
+from ingestion.client import RetriesExhausted
+from ingestion.multiquery import PageSource, Query
 from pipeline.errors import IngestError
 from pipeline.logs import bind_context, current_context, event
 
 log = logging.getLogger(__name__)
 
+MIN_PAGES_PER_RANGE = 4  # when cutting an entity into ranges (splits at the tail may go below)
+
 
 def page_query(fields: tuple[str, ...], where: str | None, after_id: int, upto_id: int | None,
-               limit: int) -> str:
-    """The Apicalypse body of one keyset page."""
+               limit: int, offset: int = 0) -> str:
+    """The Apicalypse body of one keyset page (`offset`: a later link of a chain, see _land_chain)."""
     conditions = [f"id > {after_id}"]
     if upto_id is not None:
         conditions.append(f"id <= {upto_id}")
     if where:
         conditions.append(f"({where})")
-    return f"fields {','.join(fields)}; where {' & '.join(conditions)}; sort id asc; limit {limit};"
+    skip = f" offset {offset};" if offset else ""
+    return f"fields {','.join(fields)}; where {' & '.join(conditions)}; sort id asc; limit {limit};{skip}"
 
 
 def max_id_query(where: str | None) -> str:
@@ -101,16 +113,17 @@ class FetchResult:
 class KeysetFetcher:
     """Fetch every record of one endpoint matching `where` into part files under `scratch`."""
 
-    def __init__(self, client: IGDBClient, endpoint: str, fields: tuple[str, ...], where: str | None, *,
-                 scratch: Path, page_size: int = 500, ranges: int = 1, retry_rounds: int = 3,
+    def __init__(self, source: PageSource, endpoint: str, fields: tuple[str, ...], where: str | None, *,
+                 scratch: Path, page_size: int = 500, ranges: int = 1, chain: int = 1, retry_rounds: int = 3,
                  round_pause: float = 2.0, progress_seconds: float = 5.0) -> None:
-        self.client = client
+        self.source = source
         self.endpoint = endpoint
         self.fields = fields if "id" in fields else ("id", *fields)
         self.where = where
         self.scratch = scratch
         self.page_size = page_size
         self.ranges = ranges
+        self.chain = chain if page_size > 1 else 1  # pages a walker asks for at once (a chain needs an overlap)
         self.retry_rounds = retry_rounds
         self.round_pause = round_pause
         self.progress_seconds = progress_seconds
@@ -126,30 +139,63 @@ class KeysetFetcher:
         self._last_progress = time.monotonic()
         self._started = time.monotonic()
         self._max_id = 0
+        self._density = 0.0  # records per id in the first page: how far a range's records go before walked
         self._splits = 0
+        self.broken_chains = 0  # chains cut short because the records changed between their pages
 
     # --- planning -------------------------------------------------------------------------------
 
     def _plan(self) -> None:
+        """Land the first page; queue what is left of the entity as ranges to walk."""
         self.scratch.mkdir(parents=True, exist_ok=True)
+        first_page = Query(self.endpoint, page_query(self.fields, self.where, 0, None, self.page_size))
         if self.ranges <= 1:
-            self._add_range(0, 0, None)
+            [records] = self._planning_fetch([first_page])
+            top = None
+        else:
+            records, top = self._planning_fetch([first_page, Query(self.endpoint, max_id_query(self.where))])
+        first = self._add_range(0, 0, None, queued=False)
+        self._land_page(first, self._checked(records, first))
+        if first.done:
             return
-        top = self.client.query(self.endpoint, max_id_query(self.where))
-        if not top:
+        if top is None:
+            self._queue.append(first)
             return
-        self._max_id = int(top[0]["id"])
-        bounds = [self._max_id * i // self.ranges for i in range(self.ranges + 1)]
-        for part in range(self.ranges):
+        if not (isinstance(top, list) and top and isinstance(top[0], dict) and isinstance(top[0].get("id"), int)):
+            raise IngestError(f"{self.endpoint}: the highest-id query answered {str(top)[:200]}")
+        self._max_id = max(int(top[0]["id"]), first.cursor)
+        first.hi, first.done = first.cursor, True  # the ranges below start after it
+        after = first.cursor
+        pages_left = math.ceil((self._max_id - after) / after) if after > 0 else self.ranges  # one page per `after` ids
+        self._density = self.page_size / after if after > 0 else 0.0
+        # a range ends on a partial page: ranges of a few chains each waste few sub-queries on them
+        count = max(1, min(self.ranges, pages_left // max(MIN_PAGES_PER_RANGE, self.chain)))
+        bounds = [after + (self._max_id - after) * i // count for i in range(count + 1)]
+        for part in range(count):
             lo, hi = bounds[part], bounds[part + 1]
-            if hi > lo or part == self.ranges - 1:
+            if hi > lo or part == count - 1:
                 # the last range stays open: ids created while we page are landed too
-                self._add_range(part, lo, None if part == self.ranges - 1 else hi)
+                self._add_range(part + 1, lo, None if part == count - 1 else hi)
 
-    def _add_range(self, part: int, lo: int, hi: int | None) -> _Range:
+    def _planning_fetch(self, queries: list[Query]) -> list[Any]:
+        """The planning queries, tried again in later rounds like a parked page (nothing is landed yet)."""
+        for round_no in range(self.retry_rounds + 1):
+            try:
+                return self.source.fetch(queries)
+            except RetriesExhausted as exc:
+                if round_no == self.retry_rounds:
+                    raise IngestError(f"{self.endpoint}: pages still missing after {self.retry_rounds} retry rounds: "
+                                      f"ids in (0, max]: {exc}") from exc
+                event(log, f"{self.endpoint}: first page failed, retry round {round_no + 1}", logging.WARNING,
+                      error=str(exc))
+                time.sleep(self.round_pause * (round_no + 1))
+        raise AssertionError("unreachable")
+
+    def _add_range(self, part: int, lo: int, hi: int | None, queued: bool = True) -> _Range:
         rng = _Range(part, lo, hi, lo, self.scratch / f"range-{part:05d}-{lo:012d}.jsonl")
         self._all.append(rng)
-        self._queue.append(rng)
+        if queued:
+            self._queue.append(rng)
         return rng
 
     # --- walking --------------------------------------------------------------------------------
@@ -193,13 +239,54 @@ class KeysetFetcher:
                 if self._fatal is not None:
                     return
                 upto = rng.hi
-            records = self.client.query(self.endpoint, page_query(self.fields, self.where, rng.cursor, upto,
-                                                                  self.page_size))
-            if not isinstance(records, list):
-                raise IngestError(f"{self.endpoint}: expected a JSON array, got {type(records).__name__}")
-            self._land_page(rng, records)
+                cursor, links = rng.cursor, self._chain_length(rng)
+            step = self.page_size - 1  # each link repeats the last record of the one before it
+            pages = self.source.fetch([Query(self.endpoint, page_query(self.fields, self.where, cursor, upto,
+                                                                       self.page_size, link * step))
+                                       for link in range(links)])
+            self._land_chain(rng, [self._checked(page, rng) for page in pages])
 
-    def _land_page(self, rng: _Range, records: list[dict[str, Any]]) -> None:
+    def _chain_length(self, rng: _Range) -> int:
+        """Pages to ask for at once: up to `chain`, no more than the range's records seem to fill
+        (from the density walked so far, else the first page's). Called under the lock."""
+        if self.chain <= 1:
+            return 1
+        walked = rng.cursor - rng.lo
+        density = rng.records / walked if walked > 0 and rng.records else self._density
+        top = rng.hi if rng.hi is not None else max(self._max_id, rng.cursor)
+        if density <= 0:
+            return 1
+        return max(1, min(self.chain, math.ceil(density * (top - rng.cursor) / (self.page_size - 1))))
+
+    def _land_chain(self, rng: _Range, pages: list[list[dict[str, Any]]]) -> None:
+        """Land a chain's pages in order. Link j + 1 was asked with an offset of j + 1 pages minus
+        one record, so it begins with link j's last record when no record before that one
+        appeared or vanished between the two answers: then it is exactly the keyset page after
+        it, and lands without its first record. Otherwise the rest of the chain is dropped and the
+        next round asks again from the cursor: the chain never skips nor repeats an id."""
+        for link, page in enumerate(pages):
+            if link == 0:
+                self._land_page(rng, page)
+            else:
+                previous = pages[link - 1]
+                if not page or not isinstance(page[0], dict) or page[0].get("id") != previous[-1].get("id"):
+                    with self._lock:
+                        self.broken_chains += 1
+                    return
+                self._land_page(rng, page[1:], full=len(page) == self.page_size)
+            if rng.done:
+                return
+
+    def _checked(self, records: Any, rng: _Range) -> list[dict[str, Any]]:
+        if not isinstance(records, list):
+            raise IngestError(f"{self.endpoint}: expected a JSON array after id {rng.cursor}, "
+                              f"got {type(records).__name__}")
+        return records
+
+    def _land_page(self, rng: _Range, records: list[dict[str, Any]], full: bool | None = None) -> None:
+        """Write a page's records past the cursor (clipped to the range's bound); a page that is
+        not `full` (by default: fewer records than a page) ends the range."""
+        full = len(records) == self.page_size if full is None else full
         ids = []
         for record in records:
             if not isinstance(record, dict) or not isinstance(record.get("id"), int):
@@ -225,11 +312,10 @@ class KeysetFetcher:
                 rng.cursor = ids[keep - 1]
             for record in kept:  # IGDB leaves out a record's empty fields: a field is seen if any record has it
                 self._fields_seen.update(record)
-            if keep < len(records) or len(records) < self.page_size:
+            if keep < len(records) or not full:
                 rng.done = True
         # only this range's walker writes its file, so the write needs no lock
-        rng.write([(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-                   for r in kept])
+        rng.write([orjson.dumps(r) + b"\n" for r in kept])  # compact UTF-8, as json.dumps(ensure_ascii=False)
         self._maybe_report()
 
     def _maybe_report(self) -> None:
@@ -250,6 +336,12 @@ class KeysetFetcher:
 
     def _worker(self, context: dict[str, Any]) -> None:
         bind_context(context)
+        try:
+            self._walk_ranges()
+        finally:
+            self.source.leave()  # this walker asks no more
+
+    def _walk_ranges(self) -> None:
         while True:
             rng = self._take()
             if rng is None:
@@ -274,10 +366,12 @@ class KeysetFetcher:
         context = current_context()
         threads = [threading.Thread(target=self._worker, args=(context,), name=f"{self.endpoint}-walker-{i}",
                                     daemon=True) for i in range(walkers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        self.source.enter(walkers)
+        with self.source.idle():  # this thread only waits for its walkers now
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         if self._fatal is not None:
             raise self._fatal
 
@@ -305,6 +399,8 @@ class KeysetFetcher:
     def _assemble(self) -> FetchResult:
         """Concatenate each part's range files (ascending ids) into its part file."""
         by_part: dict[int, list[_Range]] = {}
+        for rng in self._all:
+            rng.close()  # the first page's range is written while planning, by no walker
         for rng in self._all:
             if rng.records:
                 by_part.setdefault(rng.part, []).append(rng)

@@ -60,10 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", parents=[common], help="land IGDB entities of a date in the raw lake",
                             description="Pull IGDB (or the sandbox) and publish raw/<entity>/dt=D atomically, "
-                                        "with a manifest; games incrementally from the stored watermark.")
+                                        "with a manifest; games incrementally from the stored watermark. Pages go "
+                                        "through /v4/multiquery, 10 per request (igdb.multiquery). An entity already "
+                                        "published for D with the same window is kept: a rerun after a failure "
+                                        "fetches only what is missing (--force refetches all).")
     _date_arg(ingest)
     ingest.add_argument("--entities", metavar="A,B", help="only these entities (default: all configured)")
     ingest.add_argument("--full-refresh", action="store_true", help="fetch every game, not only updated ones")
+    ingest.add_argument("--force", action="store_true", help="refetch entities already landed for D")
     ingest.set_defaults(handler=_cmd_ingest)
 
     transform = sub.add_parser(
@@ -196,7 +200,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"--entities names unknown entities {', '.join(unknown)}; "
                               f"known: {', '.join(ALL_ENTITIES)}")
     return _single(settings, args.date, "ingest", f"ingested dt={args.date} into {settings.lake_uri}",
-                   entities=entities, full_refresh=args.full_refresh)
+                   entities=entities, full_refresh=args.full_refresh, force=args.force)
 
 
 def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:

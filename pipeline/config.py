@@ -78,6 +78,13 @@ def page_size(raw: Any) -> int:
     return value
 
 
+def subqueries(raw: Any) -> int:
+    value = positive_int(raw)
+    if value > 10:
+        raise ValueError("must be at most 10 (IGDB's multiquery limit)")
+    return value
+
+
 def http_url(raw: Any) -> str:
     text = str(raw).strip()
     parts = urlsplit(text)
@@ -230,7 +237,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Open requests at once for the whole process (IGDB allows 8)."),
     Setting("igdb.rate_margin", 0.01, ratio, "IGDB_RATE_MARGIN",
             "Share by which requests are spaced wider than the limit, to absorb clock jitter."),
-    Setting("igdb.page_size", 500, page_size, "IGDB_PAGE_SIZE", "Records per request (max 500)."),
+    Setting("igdb.page_size", 500, page_size, "IGDB_PAGE_SIZE", "Records per page (max 500)."),
+    Setting("igdb.multiquery", True, boolean, "IGDB_MULTIQUERY",
+            "Send pages through /v4/multiquery, several per request (off: one page per request)."),
+    Setting("igdb.subqueries_per_request", 10, subqueries, "IGDB_SUBQUERIES_PER_REQUEST",
+            "Pages per multiquery request (IGDB allows 10)."),
     Setting("igdb.request_timeout_seconds", 30.0, positive_float, "IGDB_REQUEST_TIMEOUT",
             "Read timeout of one request."),
     Setting("igdb.max_attempts", 6, positive_int, "IGDB_MAX_ATTEMPTS",
@@ -244,7 +255,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest.entities", ALL_ENTITIES, name_list, "INGEST_ENTITIES",
             "Entities to ingest, comma-separated."),
     Setting("ingest.parallel_ranges", 6, positive_int, "INGEST_PARALLEL_RANGES",
-            "Id ranges of a large entity walked at once (keyset pagination in each)."),
+            "Without multiquery: id ranges of a large entity walked at once (keyset pagination in each)."),
     Setting("ingest.safety_margin_seconds", 3600, non_negative_int, "INGEST_SAFETY_MARGIN_SECONDS",
             "Incremental games start this far before the stored watermark."),
     Setting("ingest.full_refresh_days", 7, positive_int, "INGEST_FULL_REFRESH_DAYS",
@@ -258,7 +269,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sandbox.seed", 42, non_negative_int, "SANDBOX_SEED",
             "Seed of the sandbox generator (same seed, same data)."),
     Setting("sandbox.latency_ms", (0, 0), millis_range, "SANDBOX_LATENCY_MS",
-            "Simulated latency of the built-in sandbox, e.g. 200-600."),
+            "Simulated latency of the built-in sandbox per answer, e.g. 100-300."),
+    Setting("sandbox.latency_per_record_ms", 0.0, non_negative_float, "SANDBOX_LATENCY_PER_RECORD_MS",
+            "Simulated latency of the built-in sandbox per record answered, e.g. 0.08."),
     Setting("spark.master", "local[2]", str, "SPARK_MASTER",
             "Spark master of local runs; 'spark-submit' takes the one spark-submit was given (EMR)."),
     Setting("spark.shuffle_partitions", 8, positive_int, "SPARK_SHUFFLE_PARTITIONS",

@@ -134,6 +134,8 @@ def run_date(settings: Settings, day: dt.date, spark: SparkHandle, force: bool =
                 for step in steps:
                     started = time.monotonic()
                     options = {"accept_changes": True} if step == "validate" and accept_changes else {}
+                    if step == "ingest" and (force or from_step == "ingest"):
+                        options = {"force": True}  # refetch every entity, not only those not yet landed
                     outcome.results[step] = execute_step(ctx, step, **options)
                     outcome.ran[step] = round(time.monotonic() - started, 2)
                 outcome.markers = {s: m for s in STEPS if (m := read_marker(ctx.lake, s, day)) is not None}

@@ -98,19 +98,24 @@ class RunContext:
         return open_lake(self.settings.lake_uri, staging_root=f"{self.settings.data_dir}/staging")
 
 
-def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_refresh: bool = False) -> StepResult:
+def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_refresh: bool = False,
+                force: bool = False) -> StepResult:
+    """Land D's entities; those an earlier ingest of D published with the same window are kept
+    (`force` refetches them)."""
     from ingestion.drift import drift_lines
     from ingestion.ingest import ingest
 
-    reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh)
+    reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh, force)
     drift = {r.entity: asdict(r.drift) for r in reports if r.drift is not None and r.drift.drifted}
     return StepResult(
         rows_out=sum(r.records for r in reports),
         details={"entities": {r.entity: {"mode": r.mode, "records": r.records, "files": r.files,
-                                         "requests": r.requests, "seconds": r.seconds} for r in reports},
+                                         "queries": r.queries, "seconds": r.seconds, "resumed": r.resumed}
+                              for r in reports},
                  "drift": drift},
-        lines=[f"{r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files {r.requests:>5} requests "
-               f"{r.seconds:>8.1f}s" for r in reports]
+        lines=[f"{r.entity:<22} {r.mode:<11} {r.records:>9} records {r.files:>3} files "
+               + ("  kept: landed by an earlier ingest of this date" if r.resumed
+                  else f"{r.queries:>5} queries {r.seconds:>8.1f}s") for r in reports]
         + [f"schema drift: {line}" for line in drift_lines(drift).values()],
         complete=entities is None,
     )

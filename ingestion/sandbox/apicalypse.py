@@ -2,6 +2,8 @@
 
 Request bodies of ``POST /v4/<endpoint>`` look like
 ``fields id,name; where updated_at >= 1700000000 & id > 500; sort id asc; limit 500;``.
+``POST /v4/multiquery`` bundles up to ten of them, each framed as
+``query <endpoint>[/count] "<name>" { <body> };`` (`parse_multiquery`).
 Anything outside the supported subset is rejected with an IGDB-style message rather than
 guessed at, so pipeline code cannot pass against the sandbox with a query IGDB would
 read differently.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, NamedTuple
@@ -290,6 +292,107 @@ def parse_query(text: str, max_limit: int = 500) -> Query:
     # `exclude` is validated above but deliberately not applied.
     fields = clauses.get("fields", ("id",))
     return Query(fields, clauses.get("where"), clauses.get("sort"), limit, offset)
+
+
+# --- Multiquery ----------------------------------------------------------------------------
+
+MAX_SUBQUERIES = 10  # IGDB answers at most ten queries per multiquery and rejects the whole request beyond
+
+_SUBQUERY_HEAD_RE = re.compile(
+    r"""\s*(?i:query)\s+
+        (?P<endpoint>[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)?)\s*
+        (?P<name>"(?:[^"\\]|\\.)*")\s*\{""",
+    re.VERBOSE | re.DOTALL,
+)
+_BRACE_OR_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}]', re.DOTALL)
+_SEMICOLON_RE = re.compile(r"\s*;")
+_ONLY_SPACE_RE = re.compile(r"\s*\Z")
+
+
+@dataclass(frozen=True)
+class SubQuery:
+    """One `query <entity>[/count] "<name>" { ... };` of a multiquery, body already parsed."""
+    entity: str
+    name: str
+    count: bool  # `<entity>/count`: answered with a count, not records
+    query: Query
+
+
+class _Frame(NamedTuple):
+    """A sub-query as written, before its endpoint and body are checked."""
+    endpoint: str
+    name: str
+    body: str
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` that closes the `{` before `start`, or -1.
+
+    Braces inside string literals do not count, so `where name = "a}b"` stays one body.
+    """
+    depth = 1
+    for m in _BRACE_OR_STRING_RE.finditer(text, start):
+        token = m.group()
+        if token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+            if depth == 0:
+                return m.start()
+    return -1
+
+
+def _frames(text: str) -> list[_Frame]:
+    """Split a multiquery body into its sub-queries; framing errors name the sub-query they are in."""
+    frames: list[_Frame] = []
+    pos = 0
+    while not _ONLY_SPACE_RE.match(text, pos):
+        head = _SUBQUERY_HEAD_RE.match(text, pos)
+        if head is None:
+            near = text[pos:].strip()[:20]
+            raise ApicalypseError(f"Query {len(frames) + 1}: expected 'query <endpoint> \"<name>\" {{' near '{near}'")
+        try:
+            name = str(json.loads(head["name"], strict=False))
+        except ValueError:
+            raise ApicalypseError(f"Query {len(frames) + 1}: invalid escape sequence in name {head['name']}") from None
+        if not name:
+            raise ApicalypseError(f"Query {len(frames) + 1}: the name must not be empty")
+        end = _closing_brace(text, head.end())
+        if end < 0:
+            raise ApicalypseError(f'Query "{name}": missing the closing \'}}\'')
+        semicolon = _SEMICOLON_RE.match(text, end + 1)
+        if semicolon is None:
+            raise ApicalypseError(f'Query "{name}": expected \';\' after \'}}\'')
+        frames.append(_Frame(head["endpoint"], name, text[head.end():end]))
+        pos = semicolon.end()
+    return frames
+
+
+def _subquery(frame: _Frame, entities: Container[str], max_limit: int) -> SubQuery:
+    """Check one frame's endpoint and parse its body; a cause names the sub-query it is about."""
+    entity, _, suffix = frame.endpoint.partition("/")
+    if entity not in entities or suffix not in ("", "count"):
+        raise ApicalypseError(f'Query "{frame.name}": unknown endpoint \'{frame.endpoint}\'')
+    try:
+        query = parse_query(frame.body, max_limit)
+    except ApicalypseError as exc:
+        raise ApicalypseError(f'Query "{frame.name}": {exc.cause}') from None
+    return SubQuery(entity, frame.name, suffix == "count", query)
+
+
+def parse_multiquery(text: str, entities: Container[str], max_limit: int = 500) -> list[SubQuery]:
+    """Parse a `POST /v4/multiquery` body, all or nothing: one bad sub-query rejects the request, as on IGDB."""
+    frames = _frames(text)
+    if not frames:
+        raise ApicalypseError('Empty multiquery: send at least one \'query <endpoint> "<name>" { ... };\'')
+    if len(frames) > MAX_SUBQUERIES:
+        raise ApicalypseError(f"Too many queries: at most {MAX_SUBQUERIES} per multiquery, got {len(frames)}")
+    seen: set[str] = set()
+    for frame in frames:
+        if frame.name in seen:
+            raise ApicalypseError(f'Query "{frame.name}": duplicate name, each query needs its own')
+        seen.add(frame.name)
+    return [_subquery(frame, entities, max_limit) for frame in frames]
 
 
 # --- Evaluation ----------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The sandbox's limits and failure modes: what IGDB does on a bad day, on demand and seeded."""
+"""The sandbox's limits, latency and failure modes: what IGDB does on a bad day, on demand and seeded.
+
+Every fault applies to a request as a whole, a `/v4/multiquery` as much as a single query; only
+`subquery_error_rate` reaches inside a multiquery, failing single sub-queries of a 200 answer.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+# A realistic latency model for benchmarks (`igdb-pipeline sandbox --latency-ms 100-300
+# --latency-per-record-ms 0.08`). The Faults defaults stay at zero so tests get fast sandboxes.
+# Why these figures: a real IGDB answer of 500 records takes a few hundred ms, and a 5,000-record
+# multiquery answer is slower but stays under ~1 s (0.1-0.3 s + 5,000 x 0.08 ms = 0.5-0.7 s), so
+# IGDB's 4 requests/s with 8 open stays reachable: 8 open / ~0.7 s each is about 11 requests/s.
+DEFAULT_LATENCY_MS: tuple[int, int] = (100, 300)  # the per-answer wait, uniform(low, high) ms
+DEFAULT_LATENCY_PER_RECORD_MS: float = 0.08  # added per record in the answer (all sub-queries summed)
 
 
 @dataclass(frozen=True)
@@ -19,7 +31,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Faults:
-    latency_ms: tuple[int, int] = (0, 0)  # each /v4 answer waits uniform(low, high) ms
+    latency_ms: tuple[int, int] = (0, 0)  # each /v4 answer waits uniform(low, high) ms ...
+    latency_per_record_ms: float = 0.0  # ... plus this per record it carries (a big answer costs more)
     error_rate: float = 0.0  # share of /v4 requests answered 500/502/503/504
     burst_429_rate: float = 0.0  # chance per request that a burst of 429s starts
     burst_429_length: int = 4  # requests answered 429 in one burst
@@ -32,6 +45,7 @@ class Faults:
     mutate_rate: float = 0.0  # chance per request that records are updated (updated_at = now)
     mutate_count: int = 5  # records updated each time
     create_rate: float = 0.0  # chance per request that a new game appears (id above the max)
+    subquery_error_rate: float = 0.0  # chance per multiquery sub-query that its element is an error (in a 200)
     seed: int = 7
 
     @classmethod
@@ -80,9 +94,14 @@ class FaultDice:
             return None
 
     def latency(self) -> float:
+        """The fixed part of an answer's wait, in seconds (records add `per_record_latency`)."""
         with self._lock:
             low, high = self.faults.latency_ms
             return self._rng.uniform(low, high) / 1000.0
+
+    def per_record_latency(self, records: int) -> float:
+        """Seconds an answer of `records` records waits on top of `latency()`: no dice, the size is the cost."""
+        return self.faults.latency_per_record_ms * records / 1000.0
 
     def chance(self, share: float) -> bool:
         with self._lock:

@@ -3,6 +3,13 @@
 It stands in for IGDB where there are no Twitch credentials (`make run` on a laptop, CI, tests)
 and misbehaves on demand (`Faults`), so the client's retries and exactly-once landing are tested
 against real HTTP. Admin endpoints under `/_sandbox/` let tests and benchmarks steer it.
+
+Routes: `POST /oauth2/token`; `POST /v4/<entity>` and `/v4/<entity>/count` (one Apicalypse
+query); `POST /v4/multiquery` (up to apicalypse.MAX_SUBQUERIES named sub-queries, answered as one JSON
+array in request order). A multiquery is one request to the limits and to every fault.
+`GET /_sandbox/stats` counts what was asked: `requests`, `answered`, `multiquery_requests`,
+`multiquery_answered`, `subqueries` (in answered multiqueries) and, per answered query or
+sub-query, `queried:<entity>` or `counted:<entity>`, plus `fault_*` and `rejected_*`.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ingestion.sandbox.apicalypse import ApicalypseError, parse_query
+from ingestion.sandbox.apicalypse import ApicalypseError, SubQuery, parse_multiquery, parse_query
 from ingestion.sandbox.faults import FaultDice, Faults, Limits
-from ingestion.sandbox.store import Store
+from ingestion.sandbox.store import Store, dumps
 
 log = logging.getLogger(__name__)
+
+MULTIQUERY = "multiquery"  # the /v4/ route that bundles named sub-queries
+SUBQUERY_ERROR = {"title": "Internal Server Error", "status": 500}  # a failed sub-query's element, as IGDB sends it
 
 AUTH_FAILURE = {
     "message": "Authorization Failure. Have you tried:",
@@ -80,6 +90,20 @@ class SandboxState:
         with self.lock:
             self.stats[key] += 1
 
+    def count_all(self, keys: Counter[str]) -> None:
+        """Several counters under one lock: an answer's stats appear together, and cheaply."""
+        with self.lock:
+            self.stats.update(keys)
+
+
+@dataclass
+class _Answer:
+    """A 200 body made before it is sent: its bytes, its records (the latency model) and its stats."""
+
+    data: bytes
+    records: int
+    stats: Counter[str]
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -96,7 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
               truncate: bool = False) -> None:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self._send_bytes(status, dumps(payload), headers, truncate)
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str] | None = None,
+                    truncate: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -179,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.open_requests += 1
             state.stats["requests"] += 1
+            if route == MULTIQUERY:
+                state.stats["multiquery_requests"] += 1
             state.stats["peak_open"] = max(state.stats["peak_open"], state.open_requests)
             too_many_open = state.open_requests > state.limits.max_open
         try:
@@ -199,33 +228,66 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.open_requests -= 1
 
-    def _answer(self, route: str, body: bytes) -> None:
+    def _plan(self, route: str, body: bytes) -> list[SubQuery] | None:
+        """The request's queries (a single query is a plan of one); None once a 4xx is sent."""
         state = self.server.state
+        text = body.decode("utf-8", errors="replace")
         entity, _, suffix = route.partition("/")
-        if not state.store.has(entity) or suffix not in ("", "count"):
+        if route != MULTIQUERY and (not state.store.has(entity) or suffix not in ("", "count")):
             self._send(404, igdb_error("Not Found", 404, f"unknown endpoint {route}"))
-            return
+            return None
         try:
-            query = parse_query(body.decode("utf-8", errors="replace"))
+            if route == MULTIQUERY:
+                return parse_multiquery(text, state.store)
+            return [SubQuery(entity, "", suffix == "count", parse_query(text))]
         except ApicalypseError as exc:
             state.count("rejected_syntax")
             self._send(400, igdb_error("Syntax Error", 400, exc.cause))
+            return None
+
+    def _answer(self, route: str, body: bytes) -> None:
+        state = self.server.state
+        plan = self._plan(route, body)
+        if plan is None:
             return
-        time.sleep(state.dice.latency())
+        multi = route == MULTIQUERY
+        # Drawn before the fault roll as it always was (a seed keeps its fault sequence), slept
+        # only once the answer is made, so the latency adds to the real cost of making it.
+        wait = state.dice.latency()
         fault = state.dice.roll()
         if fault is not None:
-            state.count(f"fault_{fault}")
-            if fault == "5xx":
-                self._send(state.dice.status_5xx(), {"message": "Internal server error"})
-            elif fault == "429":
-                after = state.dice.faults.retry_after_seconds
-                headers = {} if after is None else {"Retry-After": f"{after:g}"}
-                self._send(429, igdb_error("Too Many Requests", 429), headers)
-            elif fault == "drop":
-                self._hang_up()
-            else:
-                self._send(200, state.store.query(entity, query), truncate=True)
+            self._fault(fault, plan, multi, wait)
             return
+        self._churn(plan[0].entity)  # while paging: the (first) entity the request is about
+        answer = self._make(plan, multi)
+        state.count_all(answer.stats)
+        time.sleep(wait + state.dice.per_record_latency(answer.records))
+        single = plan[0]
+        headers = {} if multi or single.count else {"X-Count": str(state.store.size(single.entity))}
+        self._send_bytes(200, answer.data, headers)
+
+    def _fault(self, fault: str, plan: list[SubQuery], multi: bool, wait: float) -> None:
+        """Fail the whole request, a multiquery as much as a single query."""
+        state = self.server.state
+        state.count(f"fault_{fault}")
+        if fault == "truncate":  # a real body, cut: make it (and pay for it) first
+            answer = self._make(plan, multi)
+            time.sleep(wait + state.dice.per_record_latency(answer.records))
+            self._send_bytes(200, answer.data, truncate=True)
+            return
+        time.sleep(wait)
+        if fault == "5xx":
+            self._send(state.dice.status_5xx(), {"message": "Internal server error"})
+        elif fault == "429":
+            after = state.dice.faults.retry_after_seconds
+            headers = {} if after is None else {"Retry-After": f"{after:g}"}
+            self._send(429, igdb_error("Too Many Requests", 429), headers)
+        else:  # drop
+            self._hang_up()
+
+    def _churn(self, entity: str) -> None:
+        """Records change or appear between a client's pages, as IGDB's editors make them."""
+        state = self.server.state
         faults = state.dice.faults
         if faults.mutate_rate and state.dice.chance(faults.mutate_rate):
             if state.store.touch(entity, faults.mutate_count, state.dice):
@@ -233,11 +295,44 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.create_rate and state.dice.chance(faults.create_rate):
             if state.store.create(entity, state.dice) is not None:
                 state.count("records_created_while_paging")
-        state.count("answered")
-        if suffix == "count":
-            self._send(200, {"count": state.store.count(entity, query)})
-        else:
-            self._send(200, state.store.query(entity, query), {"X-Count": str(state.store.size(entity))})
+
+    def _make(self, plan: list[SubQuery], multi: bool) -> _Answer:
+        """The 200 body: a single query's records or count, or the multiquery's array in request order."""
+        store = self.server.state.store
+        stats: Counter[str] = Counter(answered=1)
+        if not multi:
+            single = plan[0]
+            if single.count:
+                stats[f"counted:{single.entity}"] += 1
+                return _Answer(dumps({"count": store.count(single.entity, single.query)}), 0, stats)
+            stats[f"queried:{single.entity}"] += 1
+            data, records = store.query_json(single.entity, single.query)
+            return _Answer(data, records, stats)
+        stats.update(multiquery_answered=1, subqueries=len(plan))
+        chunks: list[bytes] = []  # joined once: the answer can be megabytes, so no copy per element
+        total = 0
+        for index, sub in enumerate(plan):
+            if index:  # sub-queries are answered one after another: edits can fall between them
+                self._churn(sub.entity)
+            name, key, value, records = self._element(sub, stats)
+            chunks += (b"," if chunks else b"[", b'{"name":', name, b',"', key, b'":', value, b"}")
+            total += records
+        return _Answer(b"".join([*chunks, b"]"]), total, stats)
+
+    def _element(self, sub: SubQuery, stats: Counter[str]) -> tuple[bytes, bytes, bytes, int]:
+        """One multiquery element as JSON pieces: name, key ("result", "count" or "error"), value, records."""
+        state = self.server.state
+        name = dumps(sub.name)
+        rate = state.dice.faults.subquery_error_rate
+        if rate and state.dice.chance(rate):
+            stats["fault_subquery_error"] += 1
+            return name, b"error", dumps(SUBQUERY_ERROR), 0
+        if sub.count:
+            stats[f"counted:{sub.entity}"] += 1
+            return name, b"count", dumps(state.store.count(sub.entity, sub.query)), 0
+        stats[f"queried:{sub.entity}"] += 1
+        data, records = state.store.query_json(sub.entity, sub.query)
+        return name, b"result", data, records
 
     def _admin_post(self, route: str, body: bytes) -> None:
         state = self.server.state

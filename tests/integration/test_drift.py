@@ -9,6 +9,7 @@ from pathlib import Path
 from ingestion.drift import check_drift, entity_drift
 from ingestion.entities import ENTITIES
 from ingestion.ingest import igdb_client, ingest
+from ingestion.multiquery import page_source
 from ingestion.sandbox.faults import Faults
 from pipeline.lake import LocalLake
 from tests.conftest import DAY, settings_for
@@ -59,8 +60,8 @@ def test_a_failed_sample_is_noted_never_fatal(make_sandbox, tmp_path: Path) -> N
     [report] = ingest(settings, DAY, "d1")
     assert report.records == 23 and report.drift is None  # not asked for
     sandbox.set_faults(Faults(error_rate=1.0))  # the API breaks after the day's data landed
-    with igdb_client(settings) as client:
-        found = check_drift(client, LocalLake(lake), DAY, ["genres"], 500)
+    with igdb_client(settings) as client, page_source(client, True, 10) as source:
+        found = check_drift(source, LocalLake(lake), DAY, ["genres"], 500)
     assert found["genres"].note.startswith("not checked") and not found["genres"].drifted
     assert _drift(lake, DAY)["genres"]["note"].startswith("not checked")
 

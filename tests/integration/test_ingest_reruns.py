@@ -10,6 +10,8 @@ import pytest
 
 from ingestion.ingest import ingest
 from ingestion.sandbox.faults import Faults
+from ingestion.sandbox.generator import DEFAULT_ANCHOR, GeneratorSpec
+from ingestion.sandbox.store import Store
 from pipeline.errors import IngestError
 from tests.conftest import DAY, landed_records, partition_bytes, settings_for
 
@@ -33,7 +35,7 @@ def test_second_run_of_a_date_changes_nothing(make_sandbox, tmp_path: Path) -> N
     first_state = (lake / "state" / "watermarks.json").read_bytes()
     first_manifests = {e: _manifest(lake, e) for e in ENTITIES.split(",")}
 
-    ingest(settings, DAY, "run-2")
+    ingest(settings, DAY, "run-2", force=True)
 
     assert {e: partition_bytes(lake, e) for e in ENTITIES.split(",")} == first
     assert (lake / "state" / "watermarks.json").read_bytes() == first_state
@@ -54,7 +56,7 @@ def test_other_dates_are_untouched_by_a_rerun(make_sandbox, tmp_path: Path) -> N
     ingest(settings, DAY, "run-b")
     yesterday = {p: p.read_bytes() for p in (lake / "raw").rglob(f"dt={DAY - dt.timedelta(days=1)}/*")}
     sandbox.state.store.touch("games", 0, sandbox.state.dice, ids=sandbox.state.store.ids("games")[:5])
-    ingest(settings, DAY, "run-c")
+    ingest(settings, DAY, "run-c", force=True)
     assert {p: p.read_bytes() for p in (lake / "raw").rglob(f"dt={DAY - dt.timedelta(days=1)}/*")} == yesterday
 
 
@@ -88,7 +90,7 @@ def test_incremental_window_from_watermark_then_periodic_full_refresh(make_sandb
     day3 = DAY + dt.timedelta(days=2)
     ingest(settings, day3, "day-3")
     before = partition_bytes(lake, "games", day2)
-    ingest(settings, day2, "day-2-again")
+    ingest(settings, day2, "day-2-again", force=True)
     assert _manifest(lake, "games", day2)["window"]["since"] == watermark - 3600
     assert partition_bytes(lake, "games", day2) == before
 
@@ -115,6 +117,23 @@ def test_full_refresh_on_request_and_watermark_never_moves_back(make_sandbox, tm
     assert _state(lake)["games"]["watermark"] == high
 
 
+def test_an_older_date_landed_later_with_older_data_leaves_the_newer_watermark(make_sandbox, tmp_path: Path) -> None:
+    """The test above lands the old date against the same data, so its `reached` equals the stored
+    watermark and would pass without the forward-only rule; here the old date really reaches less."""
+    today = make_sandbox(store=Store.generated(GeneratorSpec(games=300)))
+    ten_days_ago = make_sandbox(store=Store.generated(GeneratorSpec(games=300, anchor=DEFAULT_ANCHOR - 10 * 86_400)))
+    lake = tmp_path / "lake"
+    ingest(settings_for(today, lake, INGEST_ENTITIES="games"), DAY, "today")
+    stored = _state(lake)["games"]
+
+    old_day = DAY - dt.timedelta(days=5)
+    ingest(settings_for(ten_days_ago, lake, INGEST_ENTITIES="games"), old_day, "old-day", full_refresh=True)
+
+    assert _manifest(lake, "games", old_day)["window"]["reached"] < stored["watermark"], "the old date reached as far"
+    assert _state(lake)["games"] == stored, "an older date pulled the watermark or the full refresh date back"
+    assert (stored["watermark_dt"], stored["last_full_refresh_dt"]) == (DAY.isoformat(), DAY.isoformat())
+
+
 def test_pages_that_keep_failing_fail_the_run_and_name_the_gap(make_sandbox, tmp_path: Path) -> None:
     sandbox = make_sandbox(games=300)
     lake = tmp_path / "lake"
@@ -126,7 +145,7 @@ def test_pages_that_keep_failing_fail_the_run_and_name_the_gap(make_sandbox, tmp
     sandbox.set_faults(Faults(error_rate=1.0))
 
     with pytest.raises(IngestError, match=r"games: pages still missing after 1 retry rounds: ids in \(0, max\]"):
-        ingest(settings, DAY, "bad")
+        ingest(settings, DAY, "bad", force=True)
 
     assert partition_bytes(lake, "games") == before, "a failed run changed the published partition"
     assert _manifest(lake, "games")["run_id"] == "good"
@@ -134,16 +153,21 @@ def test_pages_that_keep_failing_fail_the_run_and_name_the_gap(make_sandbox, tmp
     assert sandbox.state.stats["fault_5xx"] >= 4  # 2 attempts in the first round, 2 in the retry round
 
 
-def test_a_query_the_api_rejects_fails_at_once_with_its_cause(make_sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("multiquery", [True, False], ids=["multiquery", "single page"])
+def test_a_query_the_api_rejects_fails_at_once_with_its_cause(multiquery: bool, make_sandbox, tmp_path: Path) -> None:
     sandbox = make_sandbox(games=50)
     settings = settings_for(sandbox, tmp_path / "lake", INGEST_ENTITIES="games")
-    from ingestion.entities import ENTITIES, EntitySpec
-    from ingestion.ingest import igdb_client, ingest_entity
+    from ingestion.entities import ENTITIES, EntitySpec, LandingMode
+    from ingestion.ingest import Walking, igdb_client, ingest_entity
+    from ingestion.multiquery import page_source
+    from ingestion.watermarks import Window
     from pipeline.lake import LocalLake
 
     broken = EntitySpec("games", ("id", "cover.url"))  # expansions are not supported by the sandbox
     assert ENTITIES["games"].fields != broken.fields
-    with igdb_client(settings) as client, pytest.raises(IngestError, match=r"HTTP 400: .*expansion not supported"):
-        ingest_entity(client, LocalLake(tmp_path / "lake"), broken, DAY, settings, "run")
+    with igdb_client(settings) as client, page_source(client, multiquery, 10) as source, \
+            pytest.raises(IngestError, match=r"HTTP 400: .*expansion not supported"):
+        ingest_entity(source, LocalLake(tmp_path / "lake"), broken, DAY, Window(LandingMode.FULL, None), settings,
+                      "run", Walking(4, 10 if multiquery else 1))
     assert sandbox.state.stats["rejected_syntax"] == 1
     assert not (tmp_path / "lake" / "raw" / "games" / f"dt={DAY}").exists()

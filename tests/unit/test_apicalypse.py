@@ -7,16 +7,19 @@ from typing import Any
 import pytest
 
 from ingestion.sandbox.apicalypse import (
+    MAX_SUBQUERIES,
     And,
     ApicalypseError,
     Comparison,
     Not,
     Or,
     Query,
+    SubQuery,
     ValueList,
     apply_query,
     compile_expr,
     matches,
+    parse_multiquery,
     parse_query,
     project,
 )
@@ -519,3 +522,93 @@ def test_error_bad_sort_direction() -> None:
 
 def test_error_empty_field_list() -> None:
     assert cause_of("fields ;") == "Syntax error near ';'"
+
+
+# --- multiquery ----------------------------------------------------------------------------
+
+ENDPOINTS = {"games", "genres"}
+
+
+def subqueries(count: int, endpoint: str = "games") -> str:
+    return "".join(f'query {endpoint} "q{n}" {{ fields id; limit 1; }};' for n in range(count))
+
+
+def multi_cause(text: str) -> str:
+    with pytest.raises(ApicalypseError) as info:
+        parse_multiquery(text, ENDPOINTS)
+    return info.value.cause
+
+
+def test_multiquery_keeps_request_order_and_parses_each_body() -> None:
+    parsed = parse_multiquery(
+        'query games "Page 1" { fields id,name; where id > 5; sort id asc; limit 500; };\n'
+        'query games/count "How many" { where id > 5; };\n'
+        'query genres "g" { fields *; };',
+        ENDPOINTS,
+    )
+    assert parsed == [
+        SubQuery("games", "Page 1", False, parse_query("fields id,name; where id > 5; sort id asc; limit 500;")),
+        SubQuery("games", "How many", True, parse_query("where id > 5;")),
+        SubQuery("genres", "g", False, parse_query("fields *;")),
+    ]
+
+
+def test_multiquery_whitespace_is_free_between_tokens() -> None:
+    tight = parse_multiquery('query games"a"{fields id;};query games/count"b"{};', ENDPOINTS)
+    loose = parse_multiquery('\n  query\n games \t "a"\n{\n fields id;\n}\n;\n\n'
+                             '  QUERY games/count "b" { } ;  \n', ENDPOINTS)
+    assert tight == loose and [s.name for s in tight] == ["a", "b"]
+
+
+def test_multiquery_braces_inside_strings_do_not_end_a_body() -> None:
+    (sub,) = parse_multiquery('query games "n" { fields id; where name = "a } b {"; };', ENDPOINTS)
+    assert sub.query.where == Comparison("name", "=", "a } b {")
+
+
+def test_multiquery_names_are_json_strings() -> None:
+    (sub,) = parse_multiquery('query games "say \\"hi\\"" { };', ENDPOINTS)
+    assert sub.name == 'say "hi"'
+
+
+def test_multiquery_takes_up_to_max_subqueries() -> None:
+    assert MAX_SUBQUERIES == 10
+    assert len(parse_multiquery(subqueries(MAX_SUBQUERIES), ENDPOINTS)) == MAX_SUBQUERIES
+    assert multi_cause(subqueries(MAX_SUBQUERIES + 1)) == "Too many queries: at most 10 per multiquery, got 11"
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t "])
+def test_multiquery_error_empty(text: str) -> None:
+    assert multi_cause(text).startswith("Empty multiquery")
+
+
+def test_multiquery_error_duplicate_name() -> None:
+    text = 'query games "a" { }; query genres "b" { }; query games/count "a" { };'
+    assert multi_cause(text) == 'Query "a": duplicate name, each query needs its own'
+
+
+def test_multiquery_error_names_the_subquery_with_bad_syntax() -> None:
+    text = 'query games "good" { fields id; }; query games "bad one" { fields id; limit 501; };'
+    assert multi_cause(text) == 'Query "bad one": Limit must be between 1 and 500'
+    assert multi_cause('query games "w" { where name = Diablo; };').startswith('Query "w": Expecting a STRING')
+
+
+@pytest.mark.parametrize("endpoint", ["dragons", "dragons/count", "games/counts", "multiquery"])
+def test_multiquery_error_unknown_endpoint(endpoint: str) -> None:
+    text = f'query games "ok" {{ }}; query {endpoint} "x" {{ fields id; }};'
+    assert multi_cause(text) == f"Query \"x\": unknown endpoint '{endpoint}'"
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ('query games "a" { fields id; }', "Query \"a\": expected ';' after '}'"),
+        ('query games "a" { fields id;', "Query \"a\": missing the closing '}'"),
+        ('query games a { };', "Query 1: expected 'query <endpoint> \"<name>\" {' near 'query games a { };'"),
+        ('query games "a" { }; fields id;', "Query 2: expected 'query <endpoint> \"<name>\" {' near 'fields id;'"),
+        ('query games "" { };', "Query 1: the name must not be empty"),
+        ('query "a" { };', "Query 1: expected 'query <endpoint> \"<name>\" {' near 'query \"a\" { };'"),
+        ('query games "a" { where platforms = {48}; };', "Query \"a\": Syntax error near '{48}; '"),
+    ],
+)
+def test_multiquery_error_framing(text: str, cause: str) -> None:
+    assert multi_cause(text) == cause
