@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -77,6 +79,16 @@ class Lake(ABC):
     @abstractmethod
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write one small file atomically (readers see the old or the new content)."""
+
+    @abstractmethod
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        """The file's bytes and a version token for `write_if` ((None, None) when missing), so a
+        read-modify-write can tell whether someone else wrote in between."""
+
+    @abstractmethod
+    def write_if(self, rel: str, data: bytes, expected: str | None) -> bool:
+        """Write one small file atomically, but only if its version is still `expected` (None: only
+        if it does not exist). False on a conflict: the caller re-reads and tries again."""
 
     @abstractmethod
     def list_files(self, rel: str) -> list[str]:
@@ -148,6 +160,37 @@ class LocalLake(Lake):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        # no lock needed: write_bytes swaps whole files in, so these bytes are one version
+        data = self.read_bytes(rel)
+        return data, _content_version(data)
+
+    def write_if(self, rel: str, data: bytes, expected: str | None) -> bool:
+        # the lock spans compare and write, so two writers (threads or processes) cannot both
+        # see the same version and both write
+        with self._exclusive(rel):
+            try:
+                current = self.path(rel).read_bytes()
+            except FileNotFoundError:
+                current = None
+            if _content_version(current) != expected:
+                return False
+            self.write_bytes(rel, data)
+            return True
+
+    @contextmanager
+    def _exclusive(self, rel: str) -> Iterator[None]:
+        """Hold an exclusive flock on `<rel>.lock`. Opened afresh each time: flock locks belong to
+        an open file, so threads of one process exclude each other too."""
+        lock_path = self.path(f"{rel}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def list_files(self, rel: str) -> list[str]:
         folder = self.path(rel)
@@ -240,6 +283,12 @@ def _newest_change(path: Path) -> float:
     return max(times)
 
 
+def _content_version(data: bytes | None) -> str | None:
+    """A local file's version is its content hash: equal content is the same state, so a
+    read-modify-write based on it stays correct even if the file was rewritten in between."""
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
 def _fsync_tree(folder: Path) -> None:
     for file in folder.iterdir():
         with open(file, "rb") as handle:
@@ -279,6 +328,24 @@ class S3Lake(Lake):
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
+
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        try:
+            answer = self.s3.get_object(Bucket=self.bucket, Key=self.key(rel))
+        except self.s3.exceptions.NoSuchKey:
+            return None, None
+        return answer["Body"].read(), answer["ETag"]
+
+    def write_if(self, rel: str, data: bytes, expected: str | None) -> bool:
+        # S3 conditional writes: the bucket itself refuses a put whose condition no longer holds
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data, **condition)
+        except self.s3.exceptions.ClientError as exc:
+            if _is_write_conflict(exc):
+                return False
+            raise
+        return True
 
     def _keys(self, prefix: str) -> Iterator[str]:
         return (key for key, _ in self._objects(prefix))
@@ -361,6 +428,18 @@ class S3Lake(Lake):
         finally:
             shutil.rmtree(local, ignore_errors=True)
             self.delete(staged)
+
+
+# 412: the condition failed; 409: a concurrent conditional write won; 404: the object expected
+# (IfMatch) was deleted meanwhile. All mean "someone else changed it": re-read and retry.
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+
+
+def _is_write_conflict(exc: Any) -> bool:
+    """Whether a botocore ClientError from a conditional put means a lost race, not a failure."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error.get("Code") in _CONFLICT_CODES or status in (409, 412)
 
 
 def open_lake(uri: str, staging_root: str | Path | None = None) -> Lake:
