@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,11 +44,17 @@ MAX_SUBQUERIES = 10  # IGDB's cap on the sub-queries of one multiquery
 
 @dataclass(frozen=True)
 class Query:
-    """One Apicalypse query: a page of `endpoint`, or (`count`) the number of records matching."""
+    """One Apicalypse query: a page of `endpoint`, or (`count`) the number of records matching.
+    `shape`, when given, turns the answer into what the caller keeps, as soon as it arrives (the
+    walkers keep compact pages, not parsed records: memory stays small however many wait)."""
 
     endpoint: str
     body: str
     count: bool = False
+    shape: Callable[[Any], Any] | None = None
+
+    def answer(self, raw: Any) -> Any:
+        return self.shape(raw) if self.shape is not None else raw
 
 
 class PageSource(Protocol):
@@ -90,7 +96,7 @@ class DirectSource:
             with self._lock:
                 self.stats[f"queries:{query.endpoint}"] += 1
             path = f"{query.endpoint}/count" if query.count else query.endpoint
-            answers.append(_answer_of(query, self.client.query(path, query.body)))
+            answers.append(query.answer(_answer_of(query, self.client.query(path, query.body))))
         return answers
 
     def enter(self, callers: int = 1) -> None:
@@ -278,8 +284,9 @@ class MultiquerySource:
             key = "count" if w.query.count else "result"
             if element is not None and key in element:
                 try:
-                    w.future.set_result(_answer_of(w.query, element) if w.query.count else element[key])
-                except ApiError as exc:
+                    w.future.set_result(w.query.answer(_answer_of(w.query, element) if w.query.count
+                                                       else element[key]))
+                except Exception as exc:  # noqa: BLE001 - a bad answer fails its caller, not the dispatcher
                     w.future.set_exception(exc)
                 continue
             problem = (f"sub-query error {element.get('error') or element}" if element is not None

@@ -20,12 +20,14 @@ multiqueries with other walkers' pages; the walkers do not know which.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -91,6 +93,47 @@ class _Range:
 
 
 @dataclass(frozen=True)
+class Page:
+    """A page as it lands: its ids (ascending), each record's JSON line, each record's updated_at
+    (None when absent), the fields its records hold, and how many records the answer had."""
+
+    ids: list[int]
+    lines: list[bytes]
+    stamps: list[int | None]
+    fields: frozenset[str]
+    size: int
+
+    def without_first(self) -> Page:
+        """A chain link without the record it repeats from the link before."""
+        return Page(self.ids[1:], self.lines[1:], self.stamps[1:], self.fields, self.size)
+
+
+def compact_page(endpoint: str) -> Callable[[Any], Page]:
+    """The shape a page is kept in from the moment its answer arrives: the checks every page
+    needs (a JSON array of records with integer ids, ascending) and the JSON lines to write
+    (compact UTF-8, like json.dumps(ensure_ascii=False); orjson is about 3x faster)."""
+
+    def compact(records: Any) -> Page:
+        if not isinstance(records, list):
+            raise IngestError(f"{endpoint}: expected a JSON array, got {type(records).__name__}")
+        ids: list[int] = []
+        stamps: list[int | None] = []
+        fields: set[str] = set()
+        for record in records:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                raise IngestError(f"{endpoint}: a record without an integer id")
+            ids.append(record["id"])
+            stamp = record.get("updated_at")
+            stamps.append(stamp if isinstance(stamp, int) else None)
+            fields.update(record)  # IGDB leaves out a record's empty fields: a field is seen if any record has it
+        if any(b <= a for a, b in itertools.pairwise(ids)):
+            raise IngestError(f"{endpoint}: a page is not in ascending id order")
+        return Page(ids, [orjson.dumps(r) + b"\n" for r in records], stamps, frozenset(fields), len(records))
+
+    return compact
+
+
+@dataclass(frozen=True)
 class PartFile:
     name: str
     path: Path
@@ -139,6 +182,7 @@ class KeysetFetcher:
         self._last_progress = time.monotonic()
         self._started = time.monotonic()
         self._max_id = 0
+        self._page = compact_page(endpoint)
         self._density = 0.0  # records per id in the first page: how far a range's records go before walked
         self._splits = 0
         self.broken_chains = 0  # chains cut short because the records changed between their pages
@@ -148,14 +192,15 @@ class KeysetFetcher:
     def _plan(self) -> None:
         """Land the first page; queue what is left of the entity as ranges to walk."""
         self.scratch.mkdir(parents=True, exist_ok=True)
-        first_page = Query(self.endpoint, page_query(self.fields, self.where, 0, None, self.page_size))
+        first_page = Query(self.endpoint, page_query(self.fields, self.where, 0, None, self.page_size),
+                           shape=self._page)
         if self.ranges <= 1:
             [records] = self._planning_fetch([first_page])
             top = None
         else:
             records, top = self._planning_fetch([first_page, Query(self.endpoint, max_id_query(self.where))])
         first = self._add_range(0, 0, None, queued=False)
-        self._land_page(first, self._checked(records, first))
+        self._land_page(first, records)
         if first.done:
             return
         if top is None:
@@ -242,9 +287,9 @@ class KeysetFetcher:
                 cursor, links = rng.cursor, self._chain_length(rng)
             step = self.page_size - 1  # each link repeats the last record of the one before it
             pages = self.source.fetch([Query(self.endpoint, page_query(self.fields, self.where, cursor, upto,
-                                                                       self.page_size, link * step))
+                                                                       self.page_size, link * step), shape=self._page)
                                        for link in range(links)])
-            self._land_chain(rng, [self._checked(page, rng) for page in pages])
+            self._land_chain(rng, pages)
 
     def _chain_length(self, rng: _Range) -> int:
         """Pages to ask for at once: up to `chain`, no more than the range's records seem to fill
@@ -258,7 +303,7 @@ class KeysetFetcher:
             return 1
         return max(1, min(self.chain, math.ceil(density * (top - rng.cursor) / (self.page_size - 1))))
 
-    def _land_chain(self, rng: _Range, pages: list[list[dict[str, Any]]]) -> None:
+    def _land_chain(self, rng: _Range, pages: list[Page]) -> None:
         """Land a chain's pages in order. Link j + 1 was asked with an offset of j + 1 pages minus
         one record, so it begins with link j's last record when no record before that one
         appeared or vanished between the two answers: then it is exactly the keyset page after
@@ -268,54 +313,40 @@ class KeysetFetcher:
             if link == 0:
                 self._land_page(rng, page)
             else:
-                previous = pages[link - 1]
-                if not page or not isinstance(page[0], dict) or page[0].get("id") != previous[-1].get("id"):
+                if not page.ids or page.ids[0] != pages[link - 1].ids[-1]:
                     with self._lock:
                         self.broken_chains += 1
                     return
-                self._land_page(rng, page[1:], full=len(page) == self.page_size)
+                self._land_page(rng, page.without_first())
             if rng.done:
                 return
 
-    def _checked(self, records: Any, rng: _Range) -> list[dict[str, Any]]:
-        if not isinstance(records, list):
-            raise IngestError(f"{self.endpoint}: expected a JSON array after id {rng.cursor}, "
-                              f"got {type(records).__name__}")
-        return records
-
-    def _land_page(self, rng: _Range, records: list[dict[str, Any]], full: bool | None = None) -> None:
-        """Write a page's records past the cursor (clipped to the range's bound); a page that is
-        not `full` (by default: fewer records than a page) ends the range."""
-        full = len(records) == self.page_size if full is None else full
-        ids = []
-        for record in records:
-            if not isinstance(record, dict) or not isinstance(record.get("id"), int):
-                raise IngestError(f"{self.endpoint}: a record without an integer id after id {rng.cursor}")
-            ids.append(record["id"])
-        if any(b <= a for a, b in itertools.pairwise(ids)) or (ids and ids[0] <= rng.cursor):
+    def _land_page(self, rng: _Range, page: Page) -> None:
+        """Write a page's records past the cursor (clipped to the range's bound); a page with
+        fewer records than asked for ends the range."""
+        ids = page.ids
+        if ids and ids[0] <= rng.cursor:
             raise IngestError(f"{self.endpoint}: page after id {rng.cursor} is not in ascending id order")
         # Clip to the range's bound and advance its cursor in ONE critical section: a split computes
         # its midpoint from the cursor, so reading the bound and moving the cursor apart would let a
         # split in between hand ids this page already holds to the new range (landed twice).
         with self._lock:
             upto = rng.hi  # may have shrunk by a split while the request was in flight
-            keep = len(ids) if upto is None else sum(1 for i in ids if i <= upto)
-            kept = records[:keep]
-            stamps = [r["updated_at"] for r in kept if isinstance(r.get("updated_at"), int)]
+            keep = len(ids) if upto is None else bisect.bisect_right(ids, upto)
+            stamps = [s for s in page.stamps[:keep] if s is not None]
             if stamps:
                 rng.max_updated_at = max(stamps + ([rng.max_updated_at] if rng.max_updated_at else []))
             rng.records += keep
             rng.pages += 1
             self._records += keep
             self._pages += 1
-            if kept:
+            if keep:
                 rng.cursor = ids[keep - 1]
-            for record in kept:  # IGDB leaves out a record's empty fields: a field is seen if any record has it
-                self._fields_seen.update(record)
-            if keep < len(records) or not full:
+                self._fields_seen |= page.fields
+            if keep < len(ids) or page.size < self.page_size:
                 rng.done = True
         # only this range's walker writes its file, so the write needs no lock
-        rng.write([orjson.dumps(r) + b"\n" for r in kept])  # compact UTF-8, as json.dumps(ensure_ascii=False)
+        rng.write(page.lines[:keep])
         self._maybe_report()
 
     def _maybe_report(self) -> None:

@@ -142,7 +142,7 @@ def test_tail_splitting_never_lands_an_id_twice(trial: int, path: str, make_sand
 
 def test_a_page_in_flight_during_a_split_is_clipped_to_the_new_bound(make_sandbox, tmp_path: Path) -> None:
     """The contract splitting relies on: ids past a range's (new) upper bound belong to the new range."""
-    from ingestion.paginator import KeysetFetcher
+    from ingestion.paginator import KeysetFetcher, compact_page
 
     sandbox = make_sandbox(games=10)
     settings = settings_for(sandbox, tmp_path / "lake")
@@ -157,7 +157,7 @@ def test_a_page_in_flight_during_a_split_is_clipped_to_the_new_bound(make_sandbo
         fetcher.page_size = 10
         upper = fetcher._split_largest()  # meanwhile a page (101..105, 5000, 6000) is in flight
         assert upper is not None and walked.hi == upper.lo == 5050
-        fetcher._land_page(walked, [{"id": i} for i in (101, 102, 103, 5000, 6000)])
+        fetcher._land_page(walked, compact_page("games")([{"id": i} for i in (101, 102, 103, 5000, 6000)]))
         walked.close()
     assert walked.done and walked.cursor == 5000
     landed = [json.loads(line)["id"] for line in walked.path.read_bytes().splitlines()]

@@ -138,16 +138,17 @@ def test_a_chain_whose_link_does_not_start_where_the_last_ended_is_cut_there(mak
     record of the link before it; what follows a broken link waits for the next round."""
     from ingestion.ingest import igdb_client
     from ingestion.multiquery import page_source
-    from ingestion.paginator import KeysetFetcher
+    from ingestion.paginator import KeysetFetcher, compact_page
 
     sandbox = make_sandbox(games=10)
     with igdb_client(settings_for(sandbox, tmp_path / "lake")) as client, page_source(client, True, 10) as source:
         (tmp_path / "out").mkdir()
         fetcher = KeysetFetcher(source, "games", ("id",), None, scratch=tmp_path / "out", page_size=3, chain=3)
         rng = fetcher._add_range(0, 0, None)
-        fetcher._land_chain(rng, [[{"id": 1}, {"id": 2}, {"id": 3}],
-                                  [{"id": 3}, {"id": 4}, {"id": 5}],   # begins where the first ended: lands 4, 5
-                                  [{"id": 6}, {"id": 7}, {"id": 8}]])  # should begin with 5: a record moved
+        page = compact_page("games")
+        fetcher._land_chain(rng, [page([{"id": 1}, {"id": 2}, {"id": 3}]),
+                                  page([{"id": 3}, {"id": 4}, {"id": 5}]),   # begins where the first ended: 4, 5
+                                  page([{"id": 6}, {"id": 7}, {"id": 8}])])  # should begin with 5: a record moved
         rng.close()
     landed = [int(line) for line in (rng.path.read_bytes().replace(b'{"id":', b"").replace(b"}", b"")).split()]
     assert landed == [1, 2, 3, 4, 5]
