@@ -93,11 +93,13 @@ class IGDBClient:
         with self._stats_lock:
             self.stats[key] += n
 
-    def query(self, endpoint: str, body: str | Callable[[], str]) -> Any:
+    def query(self, endpoint: str, body: str | Callable[[], str],
+              parse: Callable[[bytes], Any] = orjson.loads) -> Any:
         """POST an Apicalypse body to /v4/<endpoint>; the parsed JSON answer.
 
         `body` may be a function, called once when the first attempt's turn in the rate limiter
-        has come (a multiquery fills its sub-queries as late as possible); retries resend it."""
+        has come (a multiquery fills its sub-queries as late as possible); retries resend it.
+        `parse` turns a 200's body into the answer; a ValueError (a cut body) is retried."""
         url = f"{self.api_url}/{endpoint}"
         last_problem = "no attempt made"
         for attempt in range(1, self.retry.max_attempts + 1):
@@ -113,7 +115,7 @@ class IGDBClient:
                     status = response.status_code
                     if status == 200:
                         try:
-                            return orjson.loads(response.content)
+                            return parse(response.content)
                         except ValueError:
                             last_problem = "incomplete or malformed JSON body"
                             self._count("retry_bad_body")

@@ -33,6 +33,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from ingestion.client import IGDBClient, RetriesExhausted
 from pipeline.errors import ApiError
 from pipeline.logs import bind_context, current_context, event
@@ -143,6 +145,7 @@ class MultiquerySource:
         self._closed = False
         self._names = itertools.count(1)
         self._collector = threading.Lock()  # one dispatcher at a time fills a request
+        self._digesting = threading.Lock()  # one answer at a time is parsed and handed out
         context = current_context()
         self._threads = [threading.Thread(target=self._dispatch, args=(context,), name=f"multiquery-{i}", daemon=True)
                          for i in range(client.limiter.max_in_flight)]
@@ -262,7 +265,7 @@ class MultiquerySource:
         try:
             if not self._wait_for_work():
                 return False
-            answer = self.client.query("multiquery", body)
+            self.client.query("multiquery", body, parse=lambda content: self._digest(batch, content))
         except Exception as exc:  # noqa: BLE001 - each query in the request fails with it
             # failing before the batch was taken (no token, say): the queries waiting fail instead
             for w in [w for _, w in batch] or self._take_waiting():
@@ -274,13 +277,21 @@ class MultiquerySource:
         with self._cond:
             self.stats["requests"] += 1
             self.stats["subqueries"] += len(batch)
-        self._deliver(batch, answer)
         return True
+
+    def _digest(self, batch: list[tuple[str, _Waiting]], content: bytes) -> None:
+        """Parse a 200's body and hand out its answers, one body at a time: a 5,000-record answer
+        is tens of MB as Python objects, and each sub-query's records are shaped (compacted) and
+        dropped before the next body is parsed, so memory holds one parsed answer, not eight."""
+        with self._digesting:
+            answer = orjson.loads(content)  # a ValueError (a cut body) makes the client ask again
+            self._deliver(batch, answer)
 
     def _deliver(self, batch: list[tuple[str, _Waiting]], answer: Any) -> None:
         elements = {e.get("name"): e for e in answer if isinstance(e, dict)} if isinstance(answer, list) else {}
+        answer = None  # each element is freed once handed out (pop below), not when the whole answer is
         for name, w in batch:
-            element = elements.get(name)
+            element = elements.pop(name, None)
             key = "count" if w.query.count else "result"
             if element is not None and key in element:
                 try:
