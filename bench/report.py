@@ -64,14 +64,25 @@ def _steps(steps: Mapping[str, float]) -> str:
 
 
 def _ingest(r: Result) -> Row:
-    ceiling, goal, rss_goal = r["ceiling_records_per_s"], r.get("ratio_goal", 0.95), r.get("rss_goal_mb", 300)
+    ceiling, goal, rss_goal = r["ceiling_records_per_s"], r.get("ratio_goal", 0.9), r.get("rss_goal_mb", 300)
+    games = r.get("games_only")
+    single = r.get("single_page")
+    note = "; ".join(part for part in (
+        f"the games alone through multiquery: {games['records']:,} in {games['fetch_seconds']:.1f} s, ratio "
+        f"{games['ratio']:.3f} (a 5 s fetch: the planning request and the last answer weigh on it)" if games else "",
+        f"one page per request: ratio {single['ratio']:.3f} of its {single['ceiling_records_per_s']:,.0f} records/s "
+        f"ceiling" if single else "",
+        f"the sandbox served {r['sandbox_capacity']['records_per_s']:,.0f} records/s on its own"
+        if "sandbox_capacity" in r else "") if part) or None
     return Row(
         "ingest", "", f"ratio ≥ {goal:g}, peak RSS ≤ {rss_goal} MB",
-        measured=f"{r['records_per_s']:,.0f} records/s ({r['games']:,} games in {r['fetch_seconds']:.1f} s), "
+        measured=f"{r['records_per_s']:,.0f} records/s ({r['records']:,} records of a {r['games']:,}-game "
+                 f"catalogue's day in {r['fetch_seconds']:.1f} s, {r.get('requests_per_s', 0):.2f} requests/s), "
                  f"peak RSS {r['peak_rss_mb']:.0f} MB",
-        baseline=f"{ceiling:,.0f} records/s: the API's ceiling (4 req/s × 500 per page)",
+        baseline=f"{ceiling:,.0f} records/s: the API's ceiling (4 req/s × 10 sub-queries × 500 records)",
         ratio=r["records_per_s"] / ceiling, met=r["ratio"] >= goal and r["peak_rss_mb"] <= rss_goal,
-        seconds=r["fetch_seconds"], baseline_seconds=r["games"] / ceiling, goal_seconds=r["games"] / (ceiling * goal))
+        seconds=r["fetch_seconds"], baseline_seconds=r["records"] / ceiling,
+        goal_seconds=r["records"] / (ceiling * goal), note=note)
 
 
 def _transform(r: Result) -> Row:
@@ -124,17 +135,16 @@ def _load_rerun(r: Result) -> Row:
 
 
 def _daily(r: Result) -> Row:
-    goal = r.get("goal_seconds", 90)
-    ingest = r.get("ingest_not_timed")
-    note = (f"daily end-to-end: ingest is not in the timed run (the raw partitions are landed before it); "
-            f"at IGDB's 4 req/s it would add {ingest['pages']:,} requests, "
-            f"{ingest['seconds_at_ceiling']:,.0f} s") if ingest else None
+    goal = r.get("goal_seconds", 240)
+    share = r.get("daily_ingest_share")
+    note = (f"the day's ingest (2.8M popularity values through multiquery) is {100 * share:.0f}% of it, "
+            f"{r['daily_ingest_records_per_s']:,.0f} records/s") if share is not None else None
     return Row(
-        "daily end-to-end", "", f"≤ {goal} s wall, Spark start-up included",
+        "daily end-to-end", "", f"≤ {goal} s wall, its ingest and Spark start-up included",
         measured=f"{r['daily_seconds']:.1f} s for {r['changed_games']:,} changed of {r['games']:,} games "
-                 f"({_steps(r['daily_steps_seconds'])} with Spark's start-up, "
-                 f"{r['daily_outside_steps_seconds']:.1f} s outside the steps)",
-        baseline=f"{r['baseline_full_run_seconds']:.1f} s: the full run of the catalogue the day before",
+                 f"({_steps(r['daily_steps_seconds'])}, {r['daily_outside_steps_seconds']:.1f} s outside the steps)",
+        baseline=f"{r['baseline_full_run_seconds']:.1f} s: the full run of the catalogue the day before, "
+                 "from transform on",
         ratio=r["daily_seconds"] / r["baseline_full_run_seconds"], met=r["daily_seconds"] <= goal,
         seconds=r["daily_seconds"], baseline_seconds=r["baseline_full_run_seconds"], goal_seconds=goal, note=note)
 
@@ -145,18 +155,19 @@ def _full_refresh_day(r: Result) -> Row:
         return Row("full-refresh day", "", f"≤ {goal} × the daily run")
     note = (f"gc over {r['gc_dates']} dates (removed {r['gc_partitions_removed']:,} partitions of "
             f"{r['gc_dates_removed']} dates): {r['gc_seconds']:.1f} s as a process") if "gc_seconds" in r else None
-    ratio = r["full_refresh_seconds"] / r["daily_seconds"]
+    daily = r.get("daily_from_transform_seconds", r["daily_seconds"])  # both from transform on
+    ratio = r["full_refresh_seconds"] / daily
     return Row(
         "full-refresh day", "", f"≤ {goal} × the daily run",
         measured=f"{r['full_refresh_seconds']:.1f} s for a full refresh of {r['games']:,} games with "
                  f"{r['full_refresh_deleted']:,} deleted ({_steps(r['full_refresh_steps_seconds'])})",
-        baseline=f"{r['daily_seconds']:.1f} s: the daily run the day before, in the same benchmark",
-        ratio=ratio, met=ratio <= goal, seconds=r["full_refresh_seconds"], baseline_seconds=r["daily_seconds"],
-        goal_seconds=goal * r["daily_seconds"], note=note)
+        baseline=f"{daily:.1f} s: the daily run the day before from transform on, in the same benchmark",
+        ratio=ratio, met=ratio <= goal, seconds=r["full_refresh_seconds"], baseline_seconds=daily,
+        goal_seconds=goal * daily, note=note)
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "ingest", "bench_ingest", (("--games", "games", 100_000),), "ratio ≥ 0.95, peak RSS ≤ 300 MB",
+    Stage("ingest", "ingest", "bench_ingest", (("--games", "games", 100_000),), "ratio ≥ 0.9, peak RSS ≤ 300 MB",
           _ingest),
     Stage("transform", "transform", "bench_transform", (("--games", "games", 350_000),),
           "≤ 60 s and ratio ≤ 2", _transform),
@@ -166,7 +177,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("daily end-to-end", "daily", "bench_daily",
           (("--games", "games", 350_000), ("--changed", "changed_games", 2_000),
            ("--driver-memory", "driver_memory", "6g")),
-          "≤ 90 s wall, Spark start-up included", _daily),
+          "≤ 240 s wall, its ingest and Spark start-up included", _daily),
     Stage("full-refresh day", "daily", "bench_daily",
           (("--games", "games", 350_000), ("--changed", "changed_games", 2_000),
            ("--driver-memory", "driver_memory", "6g")),
