@@ -128,7 +128,7 @@ def multiquery_body(named: Sequence[tuple[str, Query]]) -> str:
 class MultiquerySource:
     """Batches the queries of every caller into multiquery requests (see the module docstring)."""
 
-    def __init__(self, client: IGDBClient, per_request: int = MAX_SUBQUERIES, linger_seconds: float = 0.05,
+    def __init__(self, client: IGDBClient, per_request: int = MAX_SUBQUERIES, linger_seconds: float = 0.1,
                  max_wait_seconds: float = 0.5) -> None:
         if not 1 <= per_request <= MAX_SUBQUERIES:
             raise ValueError(f"sub-queries per request must be 1..{MAX_SUBQUERIES}, got {per_request}")

@@ -153,3 +153,37 @@ def test_a_chain_whose_link_does_not_start_where_the_last_ended_is_cut_there(mak
     landed = [int(line) for line in (rng.path.read_bytes().replace(b'{"id":', b"").replace(b"}", b"")).split()]
     assert landed == [1, 2, 3, 4, 5]
     assert rng.cursor == 5 and not rng.done and fetcher.broken_chains == 1
+
+
+def test_a_request_waits_for_the_registered_callers_about_to_ask(make_sandbox, tmp_path: Path) -> None:
+    """Three callers registered, asking 20 ms apart: one request carries all three pages. A caller
+    that is registered but never asks holds a request back only for the quiet spell."""
+    import threading
+    import time
+
+    from ingestion.ingest import igdb_client
+    from ingestion.multiquery import MultiquerySource, Query
+
+    sandbox = make_sandbox(games=50)
+    with igdb_client(settings_for(sandbox, tmp_path / "lake")) as client, MultiquerySource(client) as source:
+        source.enter(3)
+
+        def ask(delay: float) -> None:
+            time.sleep(delay)
+            try:
+                source.fetch([Query("genres", f"fields id; where id > {delay * 100:.0f}; sort id asc; limit 5;")])
+            finally:
+                source.leave()
+
+        callers = [threading.Thread(target=ask, args=(d,)) for d in (0.0, 0.02, 0.04)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert sandbox.state.stats["requests"] == 1 and sandbox.state.stats["subqueries"] == 3
+
+        source.enter(2)  # one of them will never ask
+        began = time.monotonic()
+        [page] = source.fetch([Query("genres", "fields id; sort id asc; limit 5;")])
+        assert len(page) == 5 and time.monotonic() - began < source.max_wait_seconds + 0.4
+        assert sandbox.state.stats["requests"] == 2
