@@ -10,6 +10,7 @@ from typing import Any
 
 from ingestion.paginator import PartFile
 from ingestion.watermarks import Window
+from pipeline.errors import IngestError
 from pipeline.lake import MANIFEST, Lake
 
 
@@ -18,8 +19,20 @@ def partition_path(entity: str, day: dt.date) -> str:
 
 
 def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | None:
-    text = lake.read_text(f"{partition_path(entity, day)}/{MANIFEST}")
-    return None if text is None else json.loads(text)
+    """D's manifest of the entity, None when it has none; a clear error when it is not readable
+    (it is written whole, so only a hand edit or a damaged copy gets here)."""
+    path = f"{partition_path(entity, day)}/{MANIFEST}"
+    text = lake.read_text(path)
+    if text is None:
+        return None
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise IngestError(f"{path} is not valid JSON ({exc}): remove raw/{entity}/dt={day} and rerun the date "
+                          "with --force") from None
+    if not isinstance(manifest, dict):
+        raise IngestError(f"{path} is not a manifest (a JSON object): remove raw/{entity}/dt={day} and rerun")
+    return manifest
 
 
 def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],

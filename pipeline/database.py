@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 _embedded: dict[Path, Any] = {}  # data folder -> running pgserver handle (one per process)
 RUN_LOCK_NAMESPACE = 0x1CDA  # pg_advisory_lock(0x1CDA, D's day number): one run (or gc) of a date at a time
+DDL_LOCK_NAMESPACE = 0x1CDD  # pg_advisory_xact_lock(0x1CDD, hashtext(schema)): one process creating a schema's tables
+
+
+def serialize_ddl(cur: Any, schema: str) -> None:
+    """Make this transaction the only one creating or migrating `schema`'s tables until it ends.
+    `CREATE ... IF NOT EXISTS` is not safe against itself: two processes starting on a new
+    database (two dates at once) both pass the check and one fails on a duplicate catalogue key."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (DDL_LOCK_NAMESPACE, schema))
 
 
 class DatabaseError(PipelineError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from pipeline.database import connection
+from pipeline.database import connection, serialize_ddl
 from pipeline.logs import redact
 
 LEDGER = "pipeline_runs"
@@ -47,6 +47,7 @@ def ledger_ddl(schema: str) -> sql.Composed:
 
 def ensure_ledger(conn: Any, schema: str) -> None:
     with conn, conn.cursor() as cur:
+        serialize_ddl(cur, schema)
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         cur.execute(ledger_ddl(schema))
 

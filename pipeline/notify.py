@@ -19,21 +19,25 @@ ATTEMPTS = 3
 
 
 def notify(webhook_url: str | None, text: str, timeout: float = 10.0) -> bool:
-    """Post `text`; True when the webhook accepted it, False when it is unset or failed."""
+    """Post `text`; True when the webhook accepted it, False when it is unset or failed. A
+    failure is one warning for the whole notification (each attempt is a debug line), so an
+    operator sees one line per message lost, not one per retry."""
     if not webhook_url:
         return False
+    reasons: list[str] = []
     for attempt in range(1, ATTEMPTS + 1):
         try:
             response = requests.post(webhook_url, json={"text": redact(text)}, timeout=timeout)
             if response.status_code < 300:
                 return True
-            reason = f"HTTP {response.status_code}"
+            reasons.append(f"HTTP {response.status_code}")
             if response.status_code < 500 and response.status_code != 429:
                 break  # a bad URL or payload will not get better by retrying
         except requests.RequestException as exc:
-            reason = type(exc).__name__
-        event(log, f"notification attempt {attempt} failed: {reason}", logging.WARNING)
+            reasons.append(type(exc).__name__)
+        event(log, f"notification attempt {attempt} failed: {reasons[-1]}", logging.DEBUG)
         if attempt < ATTEMPTS:
             time.sleep(0.5 * attempt)
-    event(log, "notification not delivered (the run's own result is unaffected)", logging.WARNING)
+    event(log, f"notification not delivered after {len(reasons)} attempt(s) ({', '.join(reasons)}); "
+               "the run's own result is unaffected", logging.WARNING)
     return False

@@ -1,5 +1,6 @@
-"""The pytest subset of `make reliability`'s secrets scenario: the same checks, with `ingest` as
-the good run (no Spark), so it takes seconds. The full scenario runs the whole pipeline."""
+"""`make reliability`'s secrets scenario in the suite: a whole successful `run` (every step, so
+Spark's and the load's logs and files too) and three failing ones; no secret in any output,
+log, lake file, ledger row or webhook message."""
 
 from __future__ import annotations
 
@@ -10,6 +11,6 @@ from reliability.world import Postgres
 
 
 def test_no_secret_reaches_the_output_files_ledger_or_messages(pg_url: str, tmp_path: Path) -> None:
-    outcome = secrets_stay_secret(Context(tmp_path, Postgres(tmp_path, url=pg_url), games=100), first="ingest")
+    outcome = secrets_stay_secret(Context(tmp_path, Postgres(tmp_path, url=pg_url), games=100), first="run")
     assert outcome.passed, outcome.line()
     assert "4 runs (3 failing)" in outcome.figures
