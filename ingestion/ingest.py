@@ -23,7 +23,7 @@ from ingestion.drift import EntityDrift, check_drift
 from ingestion.entities import ENTITIES, EntitySpec, LandingMode
 from ingestion.landing import partition_path, read_manifest, write_manifest
 from ingestion.memory import limit_malloc_arenas
-from ingestion.multiquery import PageSource, page_source
+from ingestion.multiquery import PageSource, Turn, page_source
 from ingestion.paginator import KeysetFetcher
 from ingestion.watermarks import WatermarkStore, Window, plan_window
 from pipeline.config import Settings
@@ -122,8 +122,10 @@ def published_report(lake: Lake, spec: EntitySpec, day: dt.date, window: Window)
 
 
 def ingest_entity(source: PageSource, lake: Lake, spec: EntitySpec, day: dt.date, window: Window,
-                  settings: Settings, run_id: str, walking: Walking) -> EntityReport:
-    """Fetch one entity for `day` and publish its partition atomically, then move its watermark."""
+                  settings: Settings, run_id: str, walking: Walking, turn: Turn | None = None) -> EntityReport:
+    """Fetch one entity for `day` and publish its partition atomically, then move its watermark.
+    `turn`: this thread's place among the source's callers, given up once the pages are fetched
+    (publishing can take seconds on S3; requests do not wait for a thread that will not ask)."""
     started_epoch = int(time.time())
     queries_before = Counter(source.stats)
     with log_context(entity=spec.name, mode=window.mode.value):
@@ -136,6 +138,8 @@ def ingest_entity(source: PageSource, lake: Lake, spec: EntitySpec, day: dt.date
                 progress_seconds=settings.ingest_progress_seconds,
             )
             result = fetcher.fetch()
+            if turn is not None:
+                turn.done_asking()
             reached = None if result.max_updated_at is None else min(result.max_updated_at, started_epoch)
             calls = Counter(source.stats)
             calls.subtract(queries_before)
@@ -176,13 +180,15 @@ def ingest(settings: Settings, day: dt.date, run_id: str, entities: tuple[str, .
         source.enter(len(todo))  # every entity may ask for pages until its thread ends
 
         def land(name: str) -> EntityReport | BaseException:
+            turn = Turn(source)
             try:
-                return ingest_entity(source, lake, ENTITIES[name], day, windows[name], settings, run_id, walking)
+                return ingest_entity(source, lake, ENTITIES[name], day, windows[name], settings, run_id, walking,
+                                     turn)
             except Exception as exc:  # noqa: BLE001 - reported with the others' outcome below
                 event(log, f"{name}: not landed: {exc}", logging.ERROR)
                 return exc
             finally:
-                source.leave()
+                turn.done_asking()
 
         began = time.monotonic()
         outcomes: dict[str, Any] = dict(zip(todo, map_in_threads(land, todo, max(1, len(todo)), "ingest"),

@@ -10,10 +10,10 @@ keyset logic is the same on both paths. `MultiquerySource` turns the queries wai
 moment into multiquery requests:
 
 - dispatcher threads, one per open request allowed, take turns as the collector; the collector
-  enters the rate limiter first and takes the waiting queries only when its start time has come,
-  so the ~250 ms between two starts lets the next batch fill up;
-- it sends early when every registered caller is already waiting (nothing more can come), else
-  after a short quiet spell, so a small catalogue's whole day fits in the fewest requests;
+  waits until a request's worth of queries is ready, or every registered caller is already
+  waiting (nothing more can come), or no query came for a short quiet spell, so a small
+  catalogue's whole day fits in the fewest requests; then it enters the rate limiter and takes
+  the queries ready when its start time has come (the ~250 ms between two starts fills it up);
 - a sub-query that fails inside a 200 answer (an error object in its place) is retried alone,
   after a backoff, up to the client's attempts; a request that fails as a whole is retried by
   the client, and when those retries run out each query in it fails with RetriesExhausted, which
@@ -120,6 +120,20 @@ class _Waiting:
     not_before: float = 0.0  # a sub-query retried after an in-answer error waits for its backoff
 
 
+class Turn:
+    """One registered caller's place among those a batching source waits for: given up once,
+    either when the caller is done asking or when it ends, whichever comes first."""
+
+    def __init__(self, source: PageSource) -> None:
+        self.source = source
+        self._left = False
+
+    def done_asking(self) -> None:
+        if not self._left:
+            self._left = True
+            self.source.leave()
+
+
 def multiquery_body(named: Sequence[tuple[str, Query]]) -> str:
     """IGDB's multiquery syntax: `query <endpoint>[/count] "<name>" { <body> };` per sub-query."""
     return "\n".join(f'query {q.endpoint}{"/count" if q.count else ""} "{name}" {{ {q.body} }};' for name, q in named)
@@ -128,7 +142,7 @@ def multiquery_body(named: Sequence[tuple[str, Query]]) -> str:
 class MultiquerySource:
     """Batches the queries of every caller into multiquery requests (see the module docstring)."""
 
-    def __init__(self, client: IGDBClient, per_request: int = MAX_SUBQUERIES, linger_seconds: float = 0.1,
+    def __init__(self, client: IGDBClient, per_request: int = MAX_SUBQUERIES, linger_seconds: float = 0.25,
                  max_wait_seconds: float = 0.5) -> None:
         if not 1 <= per_request <= MAX_SUBQUERIES:
             raise ValueError(f"sub-queries per request must be 1..{MAX_SUBQUERIES}, got {per_request}")
@@ -219,20 +233,27 @@ class MultiquerySource:
                 later = [w.not_before - now for w in self._waiting]
                 self._cond.wait(timeout=min(later) if later else None)
 
-    def _take(self) -> list[tuple[str, _Waiting]]:
-        """Called when this request's start has come: up to `per_request` queries, once the batch is
-        full, every caller waits, or no query came for a while."""
+    def _wait_for_batch(self) -> None:
+        """Before entering the rate limiter: wait until a request's worth of queries is ready,
+        every registered caller waits, no query came for `linger_seconds`, or `max_wait_seconds`
+        passed. Waiting here, not once the start time has come, keeps requests on the limiter's
+        even spacing (a request held past its start would bunch with the next one)."""
         with self._cond:
             began = time.monotonic()
             while True:
                 now = time.monotonic()
-                ready = self._ready(now)
+                full = len(self._ready(now)) >= self.per_request
                 everyone_waits = self._blocked >= self._callers
                 quiet = now - self._last_submit >= self.linger_seconds
-                if len(ready) >= self.per_request or everyone_waits or quiet or now - began >= self.max_wait_seconds:
-                    break
-                self._cond.wait(timeout=self.linger_seconds / 2)
-            batch = ready[: self.per_request]
+                if full or everyone_waits or quiet or now - began >= self.max_wait_seconds:
+                    return
+                self._cond.wait(timeout=self.linger_seconds / 4)
+
+    def _take(self) -> list[tuple[str, _Waiting]]:
+        """Called when this request's start has come: up to `per_request` queries ready now (more
+        came in while the limiter held the request back)."""
+        with self._cond:
+            batch = self._ready(time.monotonic())[: self.per_request]
             taken = {id(w) for w in batch}
             self._waiting = [w for w in self._waiting if id(w) not in taken]
         return [(f"q{next(self._names)}", w) for w in batch]
@@ -265,6 +286,7 @@ class MultiquerySource:
         try:
             if not self._wait_for_work():
                 return False
+            self._wait_for_batch()
             self.client.query("multiquery", body, parse=lambda content: self._digest(batch, content))
         except Exception as exc:  # noqa: BLE001 - each query in the request fails with it
             # failing before the batch was taken (no token, say): the queries waiting fail instead
