@@ -18,7 +18,8 @@ setup(
         "boto3>=1.34",
         "requests>=2.31",
         # ingestion parses and re-writes up to 20,000 IGDB records/s on one core: orjson does both
-        # about 3x faster than the standard json module, with the same compact UTF-8 output
+        # several times faster than the standard json module (docs/architecture.md, "JSON"), with
+        # the same compact UTF-8 output
         "orjson>=3.10",
         "psycopg2-binary>=2.9",
         "pyyaml>=6",  # conf/<env>.yaml

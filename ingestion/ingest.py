@@ -93,26 +93,26 @@ class Walking:
     @classmethod
     def of(cls, settings: Settings) -> Walking:
         """Through multiquery, chains of a request's worth of pages, on one range per open request
-        allowed: up to 80 pages asked at once, twice what 4 requests/s of 10 pages need while the
-        answers take their ~0.6 s (more would only hold more answers in memory); one page per
-        request otherwise."""
+        allowed: enough pages asked at once to keep every allowed request full while answers are
+        on their way (more would only hold more answers in memory: bench-ingest's peak RSS); one
+        page per request otherwise."""
         if not settings.igdb_multiquery:
             return cls(settings.ingest_parallel_ranges, 1)
         return cls(settings.igdb_max_in_flight, settings.igdb_subqueries_per_request)
 
 
-def plan_entity(lake: Lake, spec: EntitySpec, day: dt.date, settings: Settings, full_refresh: bool) -> Window:
-    """The window D fetches: a rerun of D reuses the one its manifest recorded (plan_window)."""
+def plan_entity(lake: Lake, spec: EntitySpec, day: dt.date, settings: Settings, full_refresh: bool,
+                manifest: dict[str, Any] | None) -> Window:
+    """The window D fetches: a rerun of D reuses the one its `manifest` recorded (plan_window)."""
     if not spec.incremental:
         return Window(LandingMode.SNAPSHOT, None)
-    return plan_window(day, WatermarkStore(lake).get(spec.name), read_manifest(lake, spec.name, day),
-                       force_full=full_refresh, margin_seconds=settings.ingest_safety_margin_seconds,
+    return plan_window(day, WatermarkStore(lake).get(spec.name), manifest, force_full=full_refresh,
+                       margin_seconds=settings.ingest_safety_margin_seconds,
                        full_refresh_days=settings.ingest_full_refresh_days)
 
 
-def published_report(lake: Lake, spec: EntitySpec, day: dt.date, window: Window) -> EntityReport | None:
-    """The report of D's published partition when it is what `window` would land, else None."""
-    manifest = read_manifest(lake, spec.name, day)
+def published_report(spec: EntitySpec, manifest: dict[str, Any] | None, window: Window) -> EntityReport | None:
+    """The report of D's published partition (its `manifest`) when it is what `window` would land."""
     if manifest is None or manifest.get("mode") != window.mode.value:
         return None
     if (manifest.get("window") or {}).get("since") != window.since:
@@ -167,9 +167,10 @@ def ingest(settings: Settings, day: dt.date, run_id: str, entities: tuple[str, .
     limit_malloc_arenas()  # before the threads below exist (ingestion/memory.py says why)
     lake = open_lake(settings.lake_uri, staging_root=f"{settings.data_dir}/staging")
     names = entities or settings.ingest_entities
-    windows = {name: plan_entity(lake, ENTITIES[name], day, settings, full_refresh) for name in names}
+    manifests = {name: read_manifest(lake, name, day) for name in names}  # D's, when an ingest of D published it
+    windows = {name: plan_entity(lake, ENTITIES[name], day, settings, full_refresh, manifests[name]) for name in names}
     kept = {} if force else {name: r for name in names
-                             if (r := published_report(lake, ENTITIES[name], day, windows[name])) is not None}
+                             if (r := published_report(ENTITIES[name], manifests[name], windows[name])) is not None}
     if kept:
         event(log, f"dt={day}: {', '.join(kept)} already published with the same window, not fetched again "
                    "(--force refetches)", entities=list(kept))

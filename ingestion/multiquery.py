@@ -302,16 +302,22 @@ class MultiquerySource:
         return True
 
     def _digest(self, batch: list[tuple[str, _Waiting]], content: bytes) -> None:
-        """Parse a 200's body and hand out its answers, one body at a time: a 5,000-record answer
-        is tens of MB as Python objects, and each sub-query's records are shaped (compacted) and
-        dropped before the next body is parsed, so memory holds one parsed answer, not eight."""
+        """Parse a 200's body and hand out its answers, one body at a time: a full answer is many
+        times its JSON size as Python objects, and each sub-query's records are shaped (compacted)
+        and dropped before the next body is parsed, so memory holds one parsed answer, not eight."""
         with self._digesting:
-            answer = orjson.loads(content)  # a ValueError (a cut body) makes the client ask again
-            self._deliver(batch, answer)
+            self._deliver(batch, self._elements(content))
 
-    def _deliver(self, batch: list[tuple[str, _Waiting]], answer: Any) -> None:
-        elements = {e.get("name"): e for e in answer if isinstance(e, dict)} if isinstance(answer, list) else {}
-        answer = None  # each element is freed once handed out (pop below), not when the whole answer is
+    @staticmethod
+    def _elements(content: bytes) -> dict[Any, Any]:
+        """The answer's elements by name; the parsed array itself is not kept, so each element is
+        freed as soon as it is handed out. A ValueError (a cut body) makes the client ask again."""
+        answer = orjson.loads(content)
+        if not isinstance(answer, list):
+            return {}
+        return {e.get("name"): e for e in answer if isinstance(e, dict)}
+
+    def _deliver(self, batch: list[tuple[str, _Waiting]], elements: dict[Any, Any]) -> None:
         for name, w in batch:
             element = elements.pop(name, None)
             key = "count" if w.query.count else "result"

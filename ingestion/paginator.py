@@ -111,7 +111,8 @@ class Page:
 def compact_page(endpoint: str) -> Callable[[Any], Page]:
     """The shape a page is kept in from the moment its answer arrives: the checks every page
     needs (a JSON array of records with integer ids, ascending) and the JSON lines to write
-    (compact UTF-8, like json.dumps(ensure_ascii=False); orjson is about 3x faster)."""
+    (compact UTF-8, like json.dumps(ensure_ascii=False); orjson because this runs for every record
+    landed, see docs/architecture.md "JSON")."""
 
     def compact(records: Any) -> Page:
         if not isinstance(records, list):

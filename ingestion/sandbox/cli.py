@@ -79,8 +79,8 @@ def run_sandbox(args: argparse.Namespace, settings: Any) -> int:
     started = time.monotonic()
     store = Store.from_dir(args.data) if args.data else Store.generated(GeneratorSpec(args.games, args.seed))
     # A served process is benchmarked, so its first pass must be as fast as the next. Games only:
-    # their wide records (~2 KB) are what limits a cold pass (~30,000 records/s); small records
-    # serve cold at 150,000+/s, and warming 8 primitives per game would double the startup.
+    # their wide records are what limits a cold pass; small records serve cold far above IGDB's
+    # ceiling, and warming the popularity rows too would double the startup.
     store.warm(["games"])
     faults = faults_from_args(args)
     client_id = args.client_id or SANDBOX_CLIENT_ID
