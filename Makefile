@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup gc status ingest transform validate sandbox test browser lint typecheck \
         reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-fact-history bench-report load package \
-        emr-run docker-build docker-run docker-config clean
+        emr-run emr-serverless-run cluster-up cluster-down docker-build docker-run docker-config clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,7 +65,7 @@ browser: ## Debian's chromium, which renders the validation report in a test (in
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check pipeline ingestion jobs tests bench reliability
+	$(BIN)/ruff check pipeline ingestion jobs tests bench reliability dags
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy pipeline ingestion jobs reliability bench
@@ -106,14 +106,26 @@ bench: bench-ingest bench-transform bench-validate bench-load bench-daily ## eve
 bench-report: $(STAMP) ## bench/REPORT.md and bench/report.png from the results in bench/out/ (missing: "not run")
 	$(BIN)/python -m bench.report
 
-package: $(STAMP) ## build the EMR bundle into dist/ (py-files zip, entry point, pinned deps, bootstrap)
+package: $(STAMP) ## build the EMR bundle into dist/ (code zip, entry point, Python environment archive, settings)
 	$(BIN)/python -m pipeline.emr package --out dist
+
+cluster-up: $(STAMP) ## a Spark standalone cluster here (master + 2 one-core workers on 127.0.0.1) for spark-submit.sh
+	$(BIN)/python -m pipeline.local_cluster up
+
+cluster-down: $(STAMP) ## stop the cluster of make cluster-up
+	$(BIN)/python -m pipeline.local_cluster down
 
 emr-run: $(STAMP) ## upload the bundle to BUNDLE_URI and add the step(s) running DATE (..TO) to CLUSTER_ID
 	@test -n "$(CLUSTER_ID)" -a -n "$(BUNDLE_URI)" || { \
 	  echo "usage: make emr-run DATE=YYYY-MM-DD [TO=YYYY-MM-DD] CLUSTER_ID=j-... BUNDLE_URI=s3://bucket/prefix" >&2; exit 2; }
 	$(BIN)/python -m pipeline.emr submit --date $(DATE) $(if $(TO),--to $(TO)) --cluster-id $(CLUSTER_ID) \
-	  --bundle-uri $(BUNDLE_URI)
+	  --bundle-uri $(BUNDLE_URI) $(if $(RETRIES),--retries $(RETRIES))
+
+emr-serverless-run: $(STAMP) ## upload the bundle, then one EMR Serverless job run per date DATE..TO, in order
+	@test -n "$(APPLICATION_ID)" -a -n "$(ROLE_ARN)" -a -n "$(BUNDLE_URI)" || { \
+	  echo "usage: make emr-serverless-run DATE=YYYY-MM-DD [TO=YYYY-MM-DD] APPLICATION_ID=... ROLE_ARN=arn:aws:iam::...:role/... BUNDLE_URI=s3://bucket/prefix" >&2; exit 2; }
+	$(BIN)/python -m pipeline.emr_serverless --date $(DATE) $(if $(TO),--to $(TO)) --application-id $(APPLICATION_ID) \
+	  --role-arn $(ROLE_ARN) --bundle-uri $(BUNDLE_URI) $(if $(RETRIES),--retries $(RETRIES))
 
 docker-build: ## build the image (Spark 3.5, Python 3.11, the project, s3a jars)
 	docker compose build pipeline
@@ -125,4 +137,4 @@ docker-config: ## check docker-compose.yml (needs the compose plugin; no engine)
 	docker compose config --quiet && echo "docker-compose.yml: valid"
 
 clean: ## remove the local lake, data dir and caches (not .venv)
-	rm -rf lake .data reports dist .pytest_cache .ruff_cache .mypy_cache bench/out
+	rm -rf lake .data reports dist .cluster .pytest_cache .ruff_cache .mypy_cache bench/out

@@ -5,11 +5,13 @@
     python -m pipeline.emr submit --date D [--to D2] --bundle-uri s3://... --cluster-id j-XXXX
 
 The bundle (`dist/`): `igdb_pipeline.zip` (the three packages, for `--py-files`), `main.py`
-(jobs/main.py, the entry point), `requirements.txt` + `constraints.txt` (installed on every node
-by `bootstrap/install-python-deps.sh`), `emr.yaml` (the settings, read with `--conf s3://...`),
-the bootstrap action and `configurations.json`. One EMR step per date runs
-`jobs/main.py --job run`: it resumes at the first step not done, so re-adding a failed date's step
-is the way to retry it. `AWS_ENDPOINT_URL` points boto3 at moto in tests.
+(jobs/main.py, the entry point), `pyspark_env.tar.gz` (every package the jobs import, with
+`spark.archives`: pipeline.environment), `emr.yaml` (the settings, read with `--conf s3://...`),
+`configurations.json`, and for clusters that install packages at start instead
+(`--python-env bootstrap`) `requirements.txt` + `constraints.txt` and the bootstrap action.
+One EMR step per date runs `jobs/main.py --job run`: it resumes at the first step not done, so
+YARN's retry of a failed driver, or re-adding a failed date's step, starts at the failed step.
+`AWS_ENDPOINT_URL` points boto3 at moto in tests.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import json
 import re
 import shutil
 import sys
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline import environment
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import ConfigError, ExitCode, PipelineError
 from pipeline.progress import days_between
@@ -36,6 +41,8 @@ ENTRY = "main.py"
 SETTINGS_FILE = "emr.yaml"
 BOOTSTRAP = "bootstrap/install-python-deps.sh"
 NOT_ON_EMR = {"pyspark"}  # EMR brings its own Spark; installing pyspark from PyPI would shadow it
+PYTHON_ENVS = ("archive", "bootstrap")
+DEFAULT_RETRIES = 2
 
 
 def version() -> str:
@@ -66,14 +73,16 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def build_bundle(out: Path, root: Path = PROJECT_ROOT) -> dict[str, Path]:
+def build_bundle(out: Path, root: Path = PROJECT_ROOT,
+                 python_prefix: str = environment.DEFAULT_PYTHON_PREFIX) -> dict[str, Path]:
     """Write the bundle into `out` (replaced); the files by role."""
     if out.exists():
         shutil.rmtree(out)
     (out / "bootstrap").mkdir(parents=True)
     files = {"pyfiles": out / PYFILES, "entry": out / ENTRY, "settings": out / SETTINGS_FILE,
              "requirements": out / "requirements.txt", "constraints": out / "constraints.txt",
-             "bootstrap": out / BOOTSTRAP, "configurations": out / "configurations.json"}
+             "bootstrap": out / BOOTSTRAP, "configurations": out / "configurations.json",
+             "environment": out / environment.ARCHIVE}
     with zipfile.ZipFile(files["pyfiles"], "w", zipfile.ZIP_DEFLATED) as archive:
         for package in PACKAGES:
             for source in sorted((root / package).rglob("*.py")):
@@ -83,7 +92,9 @@ def build_bundle(out: Path, root: Path = PROJECT_ROOT) -> dict[str, Path]:
     shutil.copyfile(root / "constraints.txt", files["constraints"])
     shutil.copyfile(root / BOOTSTRAP, files["bootstrap"])
     shutil.copyfile(root / "conf" / "emr" / "configurations.json", files["configurations"])
-    files["requirements"].write_text("\n".join(runtime_requirements(root)) + "\n", encoding="utf-8")
+    requirements = runtime_requirements(root)
+    files["requirements"].write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    environment.environment_archive(files["environment"], requirements, python_prefix)
     return files
 
 
@@ -92,6 +103,12 @@ def _s3_parts(uri: str) -> tuple[str, str]:
     if parts.scheme != "s3" or not parts.netloc:
         raise ConfigError(f"--bundle-uri must be s3://bucket/prefix (got {uri!r})")
     return parts.netloc, parts.path.strip("/")
+
+
+def base_of(bundle_uri: str) -> str:
+    """The bundle's S3 prefix without a trailing slash (checked)."""
+    _s3_parts(bundle_uri)
+    return bundle_uri.rstrip("/")
 
 
 def upload_bundle(s3: Any, files: dict[str, Path], bundle_uri: str) -> list[str]:
@@ -106,32 +123,64 @@ def upload_bundle(s3: Any, files: dict[str, Path], bundle_uri: str) -> list[str]
     return written
 
 
-def run_step(day: dt.date, bundle_uri: str, extra: Sequence[str] = ()) -> dict[str, Any]:
+def entry_arguments(day: dt.date, base: str) -> list[str]:
+    """jobs/main.py's arguments for one date: the whole pipeline, resuming, with the bundle's settings."""
+    return ["--job", "run", "--date", day.isoformat(), "--env", "emr", "--conf", f"{base}/{SETTINGS_FILE}"]
+
+
+def archive_conf(base: str) -> list[str]:
+    """spark-submit options that give the driver and executors the environment archive's Python."""
+    return ["--conf", f"spark.archives={base}/{environment.ARCHIVE}#{environment.ALIAS}",
+            "--conf", f"spark.pyspark.python={environment.EXECUTOR_PYTHON}"]
+
+
+def run_step(day: dt.date, bundle_uri: str, python_env: str = "archive", retries: int = DEFAULT_RETRIES,
+             extra: Sequence[str] = ()) -> dict[str, Any]:
     """The EMR step that runs one date (resuming), as `add_job_flow_steps` takes it.
 
-    Client deploy mode: the driver runs on the primary node, where ingestion (plain Python) can
-    reach IGDB and the step's log shows the pipeline's summary. CANCEL_AND_WAIT: a failed date
-    cancels the later dates' steps (they build on it) and keeps the cluster for the retry.
+    Cluster deploy mode: the driver runs in a YARN container, which unpacks the environment
+    archive like the executors' (python_env="archive"; "bootstrap" uses the nodes' python3.11 that
+    bootstrap/install-python-deps.sh filled instead), and YARN restarts a failed driver
+    `retries` times: each attempt resumes at the step that failed. CANCEL_AND_WAIT: a failed date
+    cancels the later dates' steps (they build on it) and keeps the cluster for the rerun.
     """
-    _s3_parts(bundle_uri)
-    base = bundle_uri.rstrip("/")
+    if python_env not in PYTHON_ENVS:
+        raise ConfigError(f"--python-env must be one of {', '.join(PYTHON_ENVS)} (got {python_env!r})")
+    if retries < 0:
+        raise ConfigError(f"--retries must be 0 or more (got {retries})")
+    base = base_of(bundle_uri)
+    python = [*archive_conf(base), "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={environment.EXECUTOR_PYTHON}"] \
+        if python_env == "archive" else []
     return {
         "Name": f"igdb-pipeline run {day.isoformat()}",
         "ActionOnFailure": "CANCEL_AND_WAIT",
         "HadoopJarStep": {
             "Jar": "command-runner.jar",
-            "Args": ["spark-submit", "--deploy-mode", "client", "--py-files", f"{base}/{PYFILES}",
-                     f"{base}/{ENTRY}", "--job", "run", "--date", day.isoformat(), "--env", "emr",
-                     "--conf", f"{base}/{SETTINGS_FILE}", *extra],
+            "Args": ["spark-submit", "--deploy-mode", "cluster", "--py-files", f"{base}/{PYFILES}", *python,
+                     "--conf", f"spark.yarn.maxAppAttempts={retries + 1}",
+                     f"{base}/{ENTRY}", *entry_arguments(day, base), *extra],
         },
     }
 
 
-def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str) -> list[dict[str, Any]]:
+def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str, python_env: str = "archive",
+              retries: int = DEFAULT_RETRIES) -> list[dict[str, Any]]:
     last = last or first
     if last < first:
         raise ConfigError(f"--to {last} is before --date {first}")
-    return [run_step(day, bundle_uri) for day in days_between(first, last)]
+    return [run_step(day, bundle_uri, python_env, retries) for day in days_between(first, last)]
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """AWS's refusals (and unreachable endpoints) as a PipelineError with exit code 1."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (Boto3Error, BotoCoreError, ClientError) as exc:
+        raise PipelineError(f"AWS refused the submission: {exc}") from None
 
 
 def add_steps(emr: Any, cluster_id: str, steps: list[dict[str, Any]]) -> list[str]:
@@ -146,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     package = sub.add_parser("package", help="build the bundle EMR runs into --out")
     package.add_argument("--out", default="dist", help="output folder (replaced; default dist)")
+    package.add_argument("--python-prefix", default=environment.DEFAULT_PYTHON_PREFIX,
+                         help="where Python 3.11 lives on the nodes (bin/python3.11 under it; default /usr)")
     for name, helptext in (("step", "print the EMR step(s) as JSON (for `aws emr add-steps --steps file://...`)"),
                            ("submit", "build and upload the bundle, then add the step(s) to a running cluster")):
         command = sub.add_parser(name, help=helptext)
@@ -153,30 +204,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--to", type=parse_date, metavar="YYYY-MM-DD", help="one step per date up to this one")
         command.add_argument("--bundle-uri", required=True, metavar="S3_URI",
                              help=f"where the bundle lives, e.g. s3://my-bucket/bundles/igdb-pipeline/{version()}")
+        command.add_argument("--python-env", choices=PYTHON_ENVS, default="archive",
+                             help="the jobs' Python: the bundle's environment archive (default), or the "
+                                  "packages the bootstrap action installed on every node")
+        command.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+                             help=f"attempts after a failed one, per date (default {DEFAULT_RETRIES})")
         if name == "submit":
             command.add_argument("--cluster-id", required=True, help="the EMR cluster (j-...)")
             command.add_argument("--out", default="dist", help="where the bundle is built first")
     args = parser.parse_args(argv)
     try:
         if args.command == "package":
-            files = build_bundle(Path(args.out))
-            print(f"bundle {version()} in {args.out}/: " + ", ".join(sorted(p.name for p in files.values())))
+            started = time.monotonic()
+            files = build_bundle(Path(args.out), python_prefix=args.python_prefix)
+            size = files["environment"].stat().st_size / 1e6
+            print(f"bundle {version()} in {args.out}/ ({time.monotonic() - started:.0f} s; environment archive "
+                  f"{size:.0f} MB): " + ", ".join(sorted(p.name for p in files.values())))
             return ExitCode.OK
-        steps = steps_for(args.date, args.to, args.bundle_uri)
+        steps = steps_for(args.date, args.to, args.bundle_uri, args.python_env, args.retries)
         if args.command == "step":
             print(json.dumps(steps, indent=2))
             return ExitCode.OK
         import boto3
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
 
         files = build_bundle(Path(args.out))
-        try:
+        with aws_errors():
             uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)
             ids = add_steps(boto3.client("emr"), args.cluster_id, steps)
-        except (Boto3Error, BotoCoreError, ClientError) as exc:
-            print(f"error: AWS refused the submission: {exc}", file=sys.stderr)
-            return ExitCode.FAILED
         print(f"uploaded {len(uploaded)} files to {args.bundle_uri}; added step(s) {', '.join(ids)} "
               f"to {args.cluster_id}")
         return ExitCode.OK

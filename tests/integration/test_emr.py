@@ -61,7 +61,7 @@ def test_submit_uploads_the_bundle_and_adds_one_step_per_date(aws_endpoint: str,
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="bundles/")["Contents"]}
     prefix = "bundles/igdb-pipeline/test/"
     assert {prefix + name for name in ("igdb_pipeline.zip", "main.py", "emr.yaml", "requirements.txt",
-                                       "constraints.txt", "configurations.json",
+                                       "constraints.txt", "configurations.json", "pyspark_env.tar.gz",
                                        "bootstrap/install-python-deps.sh")} == keys
 
     steps = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
@@ -71,9 +71,15 @@ def test_submit_uploads_the_bundle_and_adds_one_step_per_date(aws_endpoint: str,
     assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
     args = step["Config"]["Args"]
     assert step["Config"]["Jar"] == "command-runner.jar"
-    assert args[:6] == ["spark-submit", "--deploy-mode", "client", "--py-files", f"{BUNDLE}/igdb_pipeline.zip",
-                        f"{BUNDLE}/main.py"]
-    assert args[6:] == ["--job", "run", "--date", "2026-11-21", "--env", "emr", "--conf", f"{BUNDLE}/emr.yaml"]
+    # the driver in a YARN container (cluster mode), which unpacks the archive like the executors;
+    # YARN retries a failed driver twice (the default), each attempt resuming at the failed step
+    assert args == ["spark-submit", "--deploy-mode", "cluster", "--py-files", f"{BUNDLE}/igdb_pipeline.zip",
+                    "--conf", f"spark.archives={BUNDLE}/pyspark_env.tar.gz#environment",
+                    "--conf", "spark.pyspark.python=./environment/bin/python",
+                    "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
+                    "--conf", "spark.yarn.maxAppAttempts=3",
+                    f"{BUNDLE}/main.py", "--job", "run", "--date", "2026-11-21", "--env", "emr",
+                    "--conf", f"{BUNDLE}/emr.yaml"]
 
     # a cluster that does not exist: a clear error, exit 1
     missing = subprocess.run([sys.executable, "-m", "pipeline.emr", "submit", "--date", "2026-11-20", "--bundle-uri",
@@ -126,3 +132,132 @@ def test_dates_are_checked_before_anything_is_uploaded() -> None:
 
     assert [s["Name"][-10:] for s in steps_for(dt.date(2026, 2, 27), dt.date(2026, 3, 1), BUNDLE)] == \
         ["2026-02-27", "2026-02-28", "2026-03-01"]
+
+
+def test_the_environment_archive_runs_the_jobs_imports_without_the_projects_venv(tmp_path: Path) -> None:
+    import tarfile
+
+    from pipeline import environment, local_cluster
+
+    files = build_bundle(tmp_path / "dist")
+    unpacked = tmp_path / "executor" / "environment"
+    with tarfile.open(files["environment"]) as archive:
+        names = archive.getnames()
+        archive.extractall(unpacked, filter="tar")
+    assert "pyvenv.cfg" in names and "bin/python" in names
+    assert not any(n.startswith("lib/python3.11/site-packages/pyspark/") for n in names)  # the cluster's own
+    assert not any(n.startswith("lib/python3.11/site-packages/pip/") for n in names)
+    assert os.readlink(unpacked / "bin" / "python") == "/usr/bin/python3.11"
+    assert "home = /usr/bin" in (unpacked / "pyvenv.cfg").read_text()
+    # nothing points back at the machine that built it
+    for script in (unpacked / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            assert str(tmp_path) not in script.read_text() and sys.prefix not in script.read_text(), script
+
+    # what an executor does: the archive's python, with the cluster's pyspark and py4j zips (as Spark
+    # puts them on its Python workers' path) and the code zip, started in a folder of its own
+    spark_python = Path(local_cluster.spark_home()) / "python" / "lib"
+    path = [str(files["pyfiles"]), *map(str, sorted(spark_python.glob("*.zip")))]
+    probe = subprocess.run([str(unpacked / "bin" / "python"), "-I", "-c",
+                            "import sys; sys.path.extend(sys.argv[1:]); import great_expectations, psycopg2, orjson, "
+                            "yaml, boto3, pandas, jobs.pgcopy, jobs.load, pipeline.runner; print(sys.prefix)",
+                            *path], cwd=tmp_path / "executor", capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == str(unpacked)
+
+    # a second build of the same requirements comes from the cache, byte for byte
+    again = environment.environment_archive(tmp_path / "again.tar.gz", runtime_requirements())
+    assert again.build_seconds == 0.0 and again.path.read_bytes() == files["environment"].read_bytes()
+
+
+def test_steps_can_use_the_bootstrap_python_and_other_retries(tmp_path: Path) -> None:
+    from pipeline.emr import steps_for
+
+    [step] = steps_for(dt.date(2026, 11, 20), None, BUNDLE, python_env="bootstrap", retries=0)
+    args = step["HadoopJarStep"]["Args"]
+    assert not any("spark.archives" in a or "environment/bin/python" in a for a in args)
+    assert "spark.yarn.maxAppAttempts=1" in args
+    for bad, says in ((["--python-env", "conda"], "invalid choice"), (["--retries", "-1"], "--retries must be 0")):
+        result = subprocess.run([sys.executable, "-m", "pipeline.emr", "step", "--date", "2026-11-20",
+                                 "--bundle-uri", BUNDLE, *bad], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+
+
+ROLE = "arn:aws:iam::123456789012:role/igdb-pipeline-job"
+
+
+def _serverless_application() -> str:
+    client = boto3.client("emr-serverless")
+    return client.create_application(name="igdb", releaseLabel="emr-7.9.0", type="SPARK")["applicationId"]
+
+
+def test_serverless_starts_one_job_run_per_date_with_the_archive(aws_endpoint: str, tmp_path: Path) -> None:
+    from pipeline import emr_serverless
+
+    application = _serverless_application()
+    sent: list[dict] = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.emr-serverless.StartJobRun",
+                                          lambda params, **_: sent.append(dict(params)))
+    code = emr_serverless.main(["--date", "2026-11-20", "--to", "2026-11-22", "--application-id", application,
+                                "--role-arn", ROLE, "--bundle-uri", BUNDLE, "--out", str(tmp_path / "dist")])
+    assert code == 0
+
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="bundles/")["Contents"]}
+    assert "bundles/igdb-pipeline/test/pyspark_env.tar.gz" in keys and "bundles/igdb-pipeline/test/main.py" in keys
+
+    client = boto3.client("emr-serverless")
+    runs = client.list_job_runs(applicationId=application)["jobRuns"]
+    assert sorted(r["name"] for r in runs) == [f"igdb-pipeline run 2026-11-{d}" for d in (20, 21, 22)]
+    assert [p["name"][-10:] for p in sent] == ["2026-11-20", "2026-11-21", "2026-11-22"]  # in order
+    run = client.get_job_run(applicationId=application, jobRunId=runs[0]["id"])["jobRun"]
+    day = run["name"][-10:]
+    submit = run["jobDriver"]["sparkSubmit"]
+    assert submit["entryPoint"] == f"{BUNDLE}/main.py"
+    assert submit["entryPointArguments"] == ["--job", "run", "--date", day, "--env", "emr",
+                                             "--conf", f"{BUNDLE}/emr.yaml"]
+    python = "./environment/bin/python"
+    assert submit["sparkSubmitParameters"].split() == [
+        "--py-files", f"{BUNDLE}/igdb_pipeline.zip",
+        "--conf", f"spark.archives={BUNDLE}/pyspark_env.tar.gz#environment",
+        "--conf", f"spark.pyspark.python={python}",
+        "--conf", f"spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={python}",
+        "--conf", f"spark.emr-serverless.driverEnv.PYSPARK_PYTHON={python}",
+        "--conf", f"spark.executorEnv.PYSPARK_PYTHON={python}"]
+    assert run["executionRole"] == ROLE
+    assert all(p["retryPolicy"] == {"maxAttempts": 3} for p in sent)  # 2 retries by default
+    assert len({p["clientToken"] for p in sent}) == 3
+
+
+def test_serverless_stops_the_range_at_a_failed_date_and_reports_errors(aws_endpoint: str, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    import moto.emrserverless.models as serverless_models
+
+    from pipeline import emr_serverless
+
+    application = _serverless_application()
+    monkeypatch.setattr(serverless_models, "JOB_STATUS", "FAILED")  # what AWS answers for a failed job run
+    common = ["--application-id", application, "--role-arn", ROLE, "--bundle-uri", BUNDLE, "--no-upload"]
+    failed = subprocess.run([sys.executable, "-m", "pipeline.emr_serverless", "--date", "2026-11-20", "--to",
+                             "2026-11-22", *common], cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True,
+                            text=True, timeout=120)
+    assert failed.returncode == 1 and "2026-11-20: job run" in failed.stderr and "FAILED" in failed.stderr
+    runs = boto3.client("emr-serverless").list_job_runs(applicationId=application)["jobRuns"]
+    assert [r["name"] for r in runs] == ["igdb-pipeline run 2026-11-20"]  # the later dates were not started
+
+    for bad, says in ((["--to", "2026-11-19"], "--to 2026-11-19 is before --date 2026-11-20"),
+                      (["--role-arn", "igdb-role"], "--role-arn must be an IAM role ARN"),
+                      (["--bundle-uri", "/local/dist"], "--bundle-uri must be s3://bucket/prefix"),
+                      (["--retries", "-1"], "--retries must be 0 or more"),
+                      (["--to", "2026-11-21", "--no-wait"], "--no-wait starts one date only")):
+        result = subprocess.run([sys.executable, "-m", "pipeline.emr_serverless", "--date", "2026-11-20", *common,
+                                 *bad], cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and says in result.stderr, (bad, result.stderr)
+
+    missing = subprocess.run([sys.executable, "-m", "pipeline.emr_serverless", "--date", "2026-11-20",
+                              "--application-id", "00nosuchapp", "--role-arn", ROLE, "--bundle-uri", BUNDLE,
+                              "--no-upload"], cwd=PROJECT_ROOT, env=os.environ.copy(), capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 1 and "AWS refused the submission" in missing.stderr, missing.stderr

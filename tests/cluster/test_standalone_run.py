@@ -1,0 +1,140 @@
+"""A whole date through `spark-submit.sh` on a real standalone cluster, against local mode.
+
+The driver runs ingestion and plans; two executors in JVMs of their own, in their own working
+directories, run the transform, the gate's Spark work and the load's COPY with the bundle of
+`make package` only: the code from the --py-files zip, the packages from the environment archive
+(not the project's .venv). The marts must equal, table by table, a local-mode run of the same raw
+data, and no secret may reach any output, log or file of either side.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from ingestion.sandbox.generator import GeneratorSpec
+from ingestion.sandbox.server import start_sandbox
+from ingestion.sandbox.store import Store
+from pipeline import local_cluster
+from reliability.checks import files_containing
+from reliability.world import Postgres
+from tests.conftest import CLI, DAY, FAST_LIMITS, PROJECT_ROOT, cli_environ, partition_bytes, sandbox_environ
+
+ENTITIES = ("games", "platforms", "genres", "themes", "game_modes", "player_perspectives", "popularity_types",
+            "popularity_primitives")
+# what differs by nature between two runs: run ids, times, and the digest of the file names
+# (which hold a run's uuid); loaded_partitions is compared on what was loaded and how
+RUN_TABLES = {"pipeline_runs", "loaded_partitions"}
+LOADED_AS = {"mart", "dt", "mode", "staged_rows"}
+
+
+def _tables(url: str, schema: str) -> dict[str, list[str]]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position) "
+                        "FROM information_schema.columns WHERE table_schema = %s "
+                        "AND table_name NOT LIKE '\\_load\\_%%' GROUP BY table_name", (schema,))
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _differences(url: str, left: str, right: str, table: str, columns: list[str]) -> tuple[int, int]:
+    """(rows of `table` in left, rows in one schema and not the other, counted with duplicates)."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    a, b = sql.Identifier(left, table), sql.Identifier(right, table)
+    query = sql.SQL("SELECT (SELECT count(*) FROM {a}), (SELECT count(*) FROM ("
+                    "(SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) UNION ALL "
+                    "(SELECT {c} FROM {b} EXCEPT ALL SELECT {c} FROM {a})) d)").format(a=a, b=b, c=cols)
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            rows, differing = cur.fetchone()
+            return int(rows), int(differing)
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_cluster: local_cluster.Cluster,
+                                                               pg_url: str, tmp_path: Path) -> None:
+    client_secret, password = f"cluster-secret-{secrets.token_hex(6)}", f"pw-{secrets.token_hex(6)}"
+    postgres = Postgres(tmp_path, url=pg_url)
+    role = f"cluster_{secrets.token_hex(3)}"
+    postgres.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (password,))
+    database = f"cluster_{secrets.token_hex(3)}"
+    postgres.create_database(database)
+    postgres.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(role)))
+    url = postgres.url_for(database, user=role, password=password)
+
+    sandbox = start_sandbox(Store.generated(GeneratorSpec(games=600, seed=7)), limits=FAST_LIMITS,
+                            client_id="cluster-client", client_secret=client_secret)
+    try:
+        def environ(side: str, **extra: str) -> dict[str, str]:
+            return cli_environ(**sandbox_environ(sandbox, tmp_path / side / "lake", IGDB_CLIENT_ID="cluster-client",
+                                                 IGDB_CLIENT_SECRET=client_secret, DATABASE_URL=url,
+                                                 DATABASE_SCHEMA=side), **extra)
+
+        (tmp_path / "local").mkdir()
+        local = subprocess.run([*CLI, "run", "--date", str(DAY)], env=environ("local"), cwd=tmp_path / "local",
+                               capture_output=True, text=True, timeout=600)
+        assert local.returncode == 0, local.stderr[-3000:]
+
+        (tmp_path / "cluster").mkdir()
+        on_cluster = subprocess.run(
+            [str(PROJECT_ROOT / "spark-submit.sh"), "run", "--date", str(DAY)], cwd=tmp_path / "cluster",
+            env=environ("cluster", SPARK_SUBMIT_MASTER=standalone_cluster.master_url,
+                        SPARK_SUBMIT_BUNDLE=str(tmp_path / "bundle")),
+            capture_output=True, text=True, timeout=900)
+        assert on_cluster.returncode == 0, (on_cluster.stdout + on_cluster.stderr)[-5000:]
+        assert f"igdb-pipeline dt={DAY}: done" in on_cluster.stdout
+    finally:
+        sandbox.stop()
+
+    # the same raw data on both sides (ingestion ran on each driver, against one catalogue)
+    for entity in ENTITIES:
+        landed = partition_bytes(tmp_path / "cluster" / "lake", entity)
+        assert landed and landed == partition_bytes(tmp_path / "local" / "lake", entity), entity
+
+    # the executors were the cluster's: two apps' executors, each in its own working directory,
+    # with the archive unpacked there and the code zip beside it
+    executors = sorted(Path(standalone_cluster.directory).glob("worker-*/app-*/*"))
+    assert {e.parent.parent.name for e in executors} == {"worker-1", "worker-2"}
+    for executor in executors:
+        assert (executor / "environment" / "bin" / "python").exists(), executor
+        assert (executor / "igdb_pipeline.zip").exists(), executor
+        assert os.readlink(executor / "environment" / "bin" / "python").endswith("/bin/python3.11")
+
+    admin = postgres.url_for(database)
+    local_tables, cluster_tables = _tables(admin, "local"), _tables(admin, "cluster")
+    assert local_tables == cluster_tables and "dim_games" in local_tables
+    compared = 0
+    for table, columns in sorted(local_tables.items()):
+        if table in RUN_TABLES:
+            columns = [c for c in columns if c in LOADED_AS]
+            if table == "pipeline_runs":
+                continue
+        rows, differing = _differences(admin, "local", "cluster", table, columns)
+        assert differing == 0, f"{table}: {differing} rows differ between local mode and the cluster"
+        assert rows > 0, table
+        compared += 1
+    assert compared == len(local_tables) - 1
+
+    # no secret in either side's output, lake, bundle or the executors' logs
+    needles = [client_secret, password, *sandbox.state.tokens]
+    for run in (local, on_cluster):
+        for needle in needles:
+            assert needle not in run.stdout + run.stderr, "a run printed a secret"
+    assert files_containing(tmp_path / "local", needles) == []
+    assert files_containing(tmp_path / "cluster", needles) == []
+    logs = [p for p in Path(standalone_cluster.directory).rglob("*") if p.name in {"stdout", "stderr"}
+            or p.suffix == ".log"]
+    assert logs and not [p for p in logs if any(n.encode() in p.read_bytes() for n in needles)]
