@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock run backfill catchup gc status ingest transform validate sandbox test browser lint typecheck \
-        reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-fact-history bench-report load package \
+        reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-cluster bench-fact-history bench-report load package \
         emr-run emr-serverless-run cluster-up cluster-down docker-build docker-run docker-config clean
 
 help: ## list the targets
@@ -97,6 +97,9 @@ bench-load: $(STAMP) ## upsert of 350k dim_games + bridges vs plain COPY, and a 
 bench-daily: $(STAMP) ## daily run end to end, its ingest included: 2k changed games on a 350k catalogue (goal <= 240 s)
 	$(BIN)/python -m bench.bench_daily
 
+bench-cluster: $(STAMP) ## the daily date on a local standalone cluster vs local mode, same run (ratio = the cluster path's cost)
+	$(BIN)/python -m bench.bench_cluster
+
 bench-fact-history: $(STAMP) ## a new day of the popularity fact in PostgreSQL after 15 stored: date-first key vs game-first
 	$(BIN)/python -m bench.bench_fact_history
 
@@ -127,7 +130,7 @@ emr-serverless-run: $(STAMP) ## upload the bundle, then one EMR Serverless job r
 	$(BIN)/python -m pipeline.emr_serverless --date $(DATE) $(if $(TO),--to $(TO)) --application-id $(APPLICATION_ID) \
 	  --role-arn $(ROLE_ARN) --bundle-uri $(BUNDLE_URI) $(if $(RETRIES),--retries $(RETRIES))
 
-docker-build: ## build the image (Spark 3.5, Python 3.11, the project, s3a jars)
+docker-build: package ## build the image (the environment archive of make package, Spark 3.5, the project, s3a jars)
 	docker compose build pipeline
 
 docker-run: ## the pipeline for DATE in Docker, against the compose PostgreSQL and MinIO

@@ -374,7 +374,7 @@ def check_database(url: str, games: int, expect: dict[str, Any]) -> None:
         raise SystemExit("PostgreSQL after the daily run is wrong: " + "; ".join(problems))
 
 
-def settle_database(url: str) -> float:
+def settle_database(url: str, schema: str = SCHEMA) -> float:
     """VACUUM (ANALYZE) every table D loaded; its seconds. In production a day passes between D
     and D+1, and autovacuum has long finished with D's millions of inserted rows; here it would
     start during D+1's timed run and take its CPU (on 2 cores PostgreSQL shares the machine)."""
@@ -384,17 +384,17 @@ def settle_database(url: str) -> float:
     with connection(url) as conn:
         conn.autocommit = True  # VACUUM cannot run inside a transaction
         with conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (SCHEMA,))
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,))
             for (table,) in cur.fetchall():
-                cur.execute(f'VACUUM (ANALYZE) {SCHEMA}."{table}"')
+                cur.execute(f'VACUUM (ANALYZE) {schema}."{table}"')
     return time.monotonic() - began
 
 
-def fresh_schema(url: str) -> None:
+def fresh_schema(url: str, schema: str = SCHEMA) -> None:
     from pipeline.database import connection
 
     with connection(url) as conn, conn, conn.cursor() as cur:
-        cur.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def main() -> None:

@@ -259,7 +259,7 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.date, force: bool) -> int:
     """Backfill (first given: every date) or catch-up (first None: the dates not done since the start)."""
-    from pipeline.progress import days_between
+    from pipeline.days import days_between
     from pipeline.runner import catchup_range, date_states, missing_dates, run_dates, summary_text
 
     if first is None:

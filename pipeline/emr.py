@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 from pipeline import environment
 from pipeline.config import PROJECT_ROOT
+from pipeline.days import days_between
 from pipeline.errors import ConfigError, ExitCode, PipelineError
-from pipeline.progress import days_between
 
 PACKAGES = ("pipeline", "ingestion", "jobs")
 PYFILES = "igdb_pipeline.zip"

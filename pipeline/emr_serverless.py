@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import emr
+from pipeline.days import days_between
 from pipeline.errors import ConfigError, ExitCode, PipelineError
-from pipeline.progress import days_between
 
 DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 POLL_SECONDS = 30.0

@@ -20,11 +20,6 @@ from pipeline.steps import STEPS, StepResult
 MARKER_DIR = "_done/{step}"
 
 
-def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
-    """Every date from first to last, both included (empty when last is before first)."""
-    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def marker_path(step: str, day: dt.date) -> str:
     return f"{MARKER_DIR.format(step=step)}/dt={day.isoformat()}"
 

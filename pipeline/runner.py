@@ -20,6 +20,7 @@ from typing import Any
 from ingestion.drift import drift_lines
 from pipeline.config import Settings
 from pipeline.database import RUN_LOCK_NAMESPACE, advisory_lock, connection, resolve_url
+from pipeline.days import days_between
 from pipeline.errors import PipelineError
 from pipeline.lake import Lake, open_lake
 from pipeline.ledger import ledger_step, read_ledger
@@ -28,7 +29,6 @@ from pipeline.notify import notify
 from pipeline.progress import (
     StepState,
     clear_markers,
-    days_between,
     is_done,
     marked_dates,
     plan,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.progress import StepState, days_between
+from pipeline.days import days_between
+from pipeline.progress import StepState
 from pipeline.steps import STEPS
 
 REASON_WIDTH = 160

@@ -234,7 +234,6 @@ def test_serverless_stops_the_range_at_a_failed_date_and_reports_errors(aws_endp
                                                                        monkeypatch) -> None:
     import moto.emrserverless.models as serverless_models
 
-    from pipeline import emr_serverless
 
     application = _serverless_application()
     monkeypatch.setattr(serverless_models, "JOB_STATUS", "FAILED")  # what AWS answers for a failed job run

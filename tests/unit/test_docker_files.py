@@ -9,6 +9,7 @@ from pathlib import Path
 import pyspark
 import yaml
 
+from pipeline import environment
 from pipeline.config import SETTINGS, load_settings
 from tests.conftest import PROJECT_ROOT
 
@@ -60,14 +61,30 @@ def test_spark_in_the_image_reads_s3_from_the_same_minio() -> None:
                 if line.strip() and not line.startswith("#"))
     assert conf["spark.hadoop.fs.s3a.endpoint"].strip() == _pipeline_env()["AWS_ENDPOINT_URL"]
     assert conf["spark.hadoop.fs.s3.impl"].strip() == "org.apache.hadoop.fs.s3a.S3AFileSystem"
-    assert "ENV SPARK_CONF_DIR=/app/docker/spark-conf" in DOCKERFILE
+    assert re.search(r"^ENV [^#]*SPARK_CONF_DIR=/app/docker/spark-conf", DOCKERFILE, re.MULTILINE | re.DOTALL)
 
 
 def test_the_image_matches_python_spark_and_hadoop_of_the_project() -> None:
-    assert re.search(r"^FROM python:3\.11-", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^FROM debian:bookworm", DOCKERFILE, re.MULTILINE)
+    # Debian 12's python3.11 lives where the environment archive's bin/python points
+    assert "python3.11" in DOCKERFILE and environment.DEFAULT_PYTHON_PREFIX == "/usr"
     jars = Path(pyspark.__file__).parent / "jars"
     hadoop = next(jars.glob("hadoop-client-api-*.jar")).name.removeprefix("hadoop-client-api-").removesuffix(".jar")
     assert f"ARG HADOOP_AWS_VERSION={hadoop}" in DOCKERFILE  # hadoop-aws must equal Spark's Hadoop
+    pins = dict(line.split("==", 1) for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+                if "==" in line)
+    assert f"ARG PYSPARK_VERSION={pins['pyspark']}" in DOCKERFILE and f"ARG PY4J_VERSION={pins['py4j']}" in DOCKERFILE
+    bundle = {f"dist/{environment.ARCHIVE}"}  # made by `make package`, which `make docker-build` runs first
     for source in re.findall(r"^COPY (.+) \S+$", DOCKERFILE, re.MULTILINE):
         for path in source.split():
-            assert (PROJECT_ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+            assert path in bundle or (PROJECT_ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+
+
+def test_the_image_runs_on_the_environment_archive_of_emr() -> None:
+    copied = re.findall(r"^COPY (\S+) ", DOCKERFILE, re.MULTILINE)
+    assert f"dist/{environment.ARCHIVE}" in copied
+    assert "tar -xzf /tmp/pyspark_env.tar.gz -C /opt/environment" in DOCKERFILE
+    assert "PYSPARK_PYTHON=/opt/environment/bin/python" in DOCKERFILE and "PATH=/opt/environment/bin:" in DOCKERFILE
+    assert not re.search(r"pip install[^\n]*-c constraints\.txt", DOCKERFILE)  # packages come from the archive
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"^docker-build: package\b", makefile, re.MULTILINE)
