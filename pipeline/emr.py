@@ -129,9 +129,11 @@ def entry_arguments(day: dt.date, base: str) -> list[str]:
 
 
 def archive_conf(base: str) -> list[str]:
-    """spark-submit options that give the driver and executors the environment archive's Python."""
+    """spark-submit options that give the driver and executors the environment archive's Python
+    (the driver's too: conf/emr/configurations.json names the nodes' python3.11 for both)."""
     return ["--conf", f"spark.archives={base}/{environment.ARCHIVE}#{environment.ALIAS}",
-            "--conf", f"spark.pyspark.python={environment.EXECUTOR_PYTHON}"]
+            "--conf", f"spark.pyspark.python={environment.EXECUTOR_PYTHON}",
+            "--conf", f"spark.pyspark.driver.python={environment.EXECUTOR_PYTHON}"]
 
 
 def run_step(day: dt.date, bundle_uri: str, python_env: str = "archive", retries: int = DEFAULT_RETRIES,
