@@ -18,14 +18,16 @@ Also measured: building the environment archive without the cache, and its size.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_daily import DAY, NEXT, cached_next_day, fresh_schema, link_tree, settle_database
+from bench.bench_daily import DAY, NEXT, STEPS, cached_next_day, fresh_schema, link_tree, settle_database, steps_text
 from bench.common import CLI, OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
 from pipeline import environment, local_cluster
@@ -39,8 +41,9 @@ EXECUTOR_MEMORY = "3g"  # two executors: the same 6g between them
 
 
 def run(side: str, day: Any, lake: Path, env: dict[str, str], cluster: local_cluster.Cluster, bundle: Path,
-        driver_memory: str) -> float:
-    """Wall clock of one `run --date day --from-step transform` on `side` (local or cluster)."""
+        driver_memory: str) -> tuple[float, dict[str, float]]:
+    """Wall clock of one `run --date day --from-step transform` on `side` (local or cluster), and
+    each step's own seconds (its done marker)."""
     arguments = ["run", "--date", str(day), "--from-step", "transform", "--lake", str(lake)]
     if side == "local":
         command = [*CLI, *arguments, "--set", "spark.master=local[2]", "--set", f"spark.driver_memory={driver_memory}"]
@@ -56,10 +59,12 @@ def run(side: str, day: Any, lake: Path, env: dict[str, str], cluster: local_clu
     if proc.returncode != 0:
         raise SystemExit(f"{side} run --date {day} failed (exit {proc.returncode}):\n"
                          f"{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall
+    steps = {step: json.loads((lake / f"_done/{step}/dt={day}").read_text())["seconds"] for step in STEPS}
+    return wall, steps
 
 
-def one_side(side: str, raw: Path, next_raw: Path, url: str, tmp: Path, cluster: local_cluster.Cluster) -> float:
+def one_side(side: str, raw: Path, next_raw: Path, url: str, tmp: Path, cluster: local_cluster.Cluster
+             ) -> tuple[float, dict[str, float]]:
     """D in full (the stage), then the timed daily D+1, on a fresh lake and schema."""
     work = tmp / side
     lake = work / "lake"
@@ -71,6 +76,7 @@ def one_side(side: str, raw: Path, next_raw: Path, url: str, tmp: Path, cluster:
     settle_database(url, SCHEMA)
     daily = run(side, NEXT, lake, env, cluster, tmp / "bundle", DRIVER_MEMORY)
     fresh_schema(url, SCHEMA)
+    shutil.rmtree(work)
     return daily
 
 
@@ -91,6 +97,7 @@ def main() -> None:
     raw, counts = cached_raw_lake(args.games, DAY, OUT / "lakes")
     next_raw, _ = cached_next_day(raw, counts["games"], args.changed)
     times: dict[str, list[float]] = {"local": [], "cluster": []}
+    steps: dict[str, list[dict[str, float]]] = {"local": [], "cluster": []}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         packaged = package_figures(tmp)
@@ -104,8 +111,10 @@ def main() -> None:
                 for number in range(args.rounds):
                     order = ("local", "cluster") if number % 2 == 0 else ("cluster", "local")
                     for side in order:
-                        times[side].append(one_side(side, raw, next_raw, url, tmp, cluster))
-                        print(f"  {side:7} daily D+1: {times[side][-1]:.1f}s", flush=True)
+                        wall, seconds = one_side(side, raw, next_raw, url, tmp, cluster)
+                        times[side].append(wall)
+                        steps[side].append(seconds)
+                        print(f"  {side:7} daily D+1: {wall:.1f}s ({steps_text(seconds)})", flush=True)
         finally:
             local_cluster.stop(tmp / "cluster")
     local, on_cluster = sum(times["local"]) / len(times["local"]), sum(times["cluster"]) / len(times["cluster"])
@@ -113,6 +122,7 @@ def main() -> None:
     result = {"games": counts["games"], "changed_games": args.changed, "rounds": args.rounds,
               "local_seconds": [round(t, 1) for t in times["local"]],
               "cluster_seconds": [round(t, 1) for t in times["cluster"]],
+              "local_steps_seconds": steps["local"], "cluster_steps_seconds": steps["cluster"],
               "ratio_cluster_over_local": round(ratio, 3), "cluster_start_seconds": round(cluster_start, 1),
               "cores": os.cpu_count(), **packaged}
     print(f"  ratio cluster/local = {ratio:.2f} (2 cores: the overhead of the cluster path, not a speed-up); "

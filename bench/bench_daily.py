@@ -425,7 +425,7 @@ def main() -> None:
             fresh_schema(url)
             env = run_env(url, Path(tmp) / "data", SCHEMA)
             full_wall, full_steps = timed_run(DAY, lake, env, args.driver_memory)
-            print(f"  baseline, D full run: {full_wall:.1f}s ({_steps_text(full_steps)})")
+            print(f"  baseline, D full run: {full_wall:.1f}s ({steps_text(full_steps)})")
             store_watermark_of(lake, expect["watermark"])
             settled = settle_database(url)
             print(f"  VACUUM (ANALYZE) of D's tables before D+1, not timed: {settled:.1f}s")
@@ -447,7 +447,7 @@ def main() -> None:
                 for name, m in slowest))
             daily_from_transform = daily_wall - daily_steps["ingest"]
             print(f"  full-refresh day D+2 ({refresh['deleted']} games deleted): {refresh_wall:.1f}s "
-                  f"({_steps_text(refresh_steps)}); ratio to the daily run from transform on "
+                  f"({steps_text(refresh_steps)}); ratio to the daily run from transform on "
                   f"{refresh_wall / daily_from_transform:.2f} (goal <= {REFRESH_GOAL_RATIO})")
             gc = timed_gc(lake, url, env)
             print(f"  gc over {gc['gc_dates']} dates: {gc['gc_seconds']:.1f}s ({gc['gc_summary']})")
@@ -475,7 +475,7 @@ def main() -> None:
         "driver_memory": args.driver_memory,
         "timed_command": " ".join(["igdb-pipeline", *run_command(NEXT, Path("LAKE"), args.driver_memory, False)[3:]]),
     }
-    print(f"  daily run D+1: {daily_wall:.1f}s ({_steps_text(daily_steps)}; {result['daily_outside_steps_seconds']}s "
+    print(f"  daily run D+1: {daily_wall:.1f}s ({steps_text(daily_steps)}; {result['daily_outside_steps_seconds']}s "
           f"outside the steps; Spark starts inside transform)")
     print(f"  ingest of D+1: {ingest['records']} records, {ingest['queries']} queries, "
           f"{result['daily_ingest_records_per_s']:.0f} records/s, {100 * ingest_share:.0f}% of the daily run")
@@ -485,7 +485,7 @@ def main() -> None:
     print(f"  written to {write_result('daily', result)}")
 
 
-def _steps_text(steps: dict[str, float]) -> str:
+def steps_text(steps: dict[str, float]) -> str:
     return ", ".join(f"{s} {v:.1f}s" for s, v in steps.items())
 
 

@@ -52,6 +52,16 @@ class Cluster:
             return 0
         return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
 
+    def wait_ready(self, seconds: float = READY_SECONDS) -> None:
+        """Return once every worker is registered; stop the cluster and raise if that does not happen."""
+        deadline = time.monotonic() + seconds
+        while self.alive_workers() < self.workers:
+            if time.monotonic() > deadline or not all(_running(pid) for pid in self.pids):
+                stop(Path(self.directory))
+                raise PipelineError(f"the local cluster did not start ({self.alive_workers()} of {self.workers} "
+                                    f"workers registered): see {Path(self.directory) / 'logs'}")
+            time.sleep(0.5)
+
 
 def spark_home() -> Path:
     import pyspark
@@ -83,8 +93,9 @@ def _spawn(directory: Path, name: str, arguments: Sequence[str]) -> int:
     return process.pid
 
 
-def start(directory: Path = DEFAULT_DIR, workers: int = 2, worker_memory: str = "2g") -> Cluster:
-    """Start a master and `workers` one-core workers; return once every worker is registered."""
+def start(directory: Path = DEFAULT_DIR, workers: int = 2, worker_memory: str = "2g", wait: bool = True) -> Cluster:
+    """Start a master and `workers` one-core workers; return once every worker is registered
+    (with wait=False at once: `wait_ready()` later, while the JVMs start)."""
     directory = directory.resolve()
     existing = read_state(directory)
     if existing is not None and existing.alive_workers() > 0:
@@ -103,13 +114,8 @@ def start(directory: Path = DEFAULT_DIR, workers: int = 2, worker_memory: str = 
             "--webui-port", "0", "--work-dir", str(work), master_url]))
     cluster = Cluster(master_url, web_url, workers, tuple(pids), str(directory))
     (directory / STATE_FILE).write_text(json.dumps(asdict(cluster), indent=2), encoding="utf-8")
-    deadline = time.monotonic() + READY_SECONDS
-    while cluster.alive_workers() < workers:
-        if time.monotonic() > deadline or not all(_running(pid) for pid in pids):
-            stop(directory)
-            raise PipelineError(f"the local cluster did not start ({cluster.alive_workers()} of {workers} "
-                                f"workers registered): see {directory / 'logs'}")
-        time.sleep(0.5)
+    if wait:
+        cluster.wait_ready()
     return cluster
 
 

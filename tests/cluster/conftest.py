@@ -12,7 +12,8 @@ from pipeline import local_cluster
 @pytest.fixture(scope="module")
 def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_cluster.Cluster]:
     directory = tmp_path_factory.mktemp("cluster")
-    cluster = local_cluster.start(directory, workers=2, worker_memory="1500m")
+    # not waited for here: the JVMs start while a test does its local-mode work
+    cluster = local_cluster.start(directory, workers=2, worker_memory="1500m", wait=False)
     try:
         yield cluster
     finally:

@@ -4,7 +4,8 @@ The driver runs ingestion and plans; two executors in JVMs of their own, in thei
 directories, run the transform, the gate's Spark work and the load's COPY with the bundle of
 `make package` only: the code from the --py-files zip, the packages from the environment archive
 (not the project's .venv). The marts must equal, table by table, a local-mode run of the same raw
-data, and no secret may reach any output, log or file of either side.
+data, and no secret may reach any output, log, file, ledger row or webhook message of either side
+(the failing runs of `make reliability`'s secrets scenario are tests/reliability/test_secrets.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from pipeline import local_cluster
 from reliability.checks import files_containing
+from reliability.scenarios import Webhook
 from reliability.world import Postgres
 from tests.conftest import CLI, DAY, FAST_LIMITS, PROJECT_ROOT, cli_environ, partition_bytes, sandbox_environ
 
@@ -63,10 +65,23 @@ def _differences(url: str, left: str, right: str, table: str, columns: list[str]
         conn.close()
 
 
+def _ledger_text(url: str) -> str:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT t::text FROM local.pipeline_runs t "
+                        "UNION ALL SELECT t::text FROM cluster.pipeline_runs t")
+            return "\n".join(row[0] for row in cur.fetchall())
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_cluster: local_cluster.Cluster,
                                                                pg_url: str, tmp_path: Path) -> None:
     client_secret, password = f"cluster-secret-{secrets.token_hex(6)}", f"pw-{secrets.token_hex(6)}"
+    hook_token = f"hook-{secrets.token_hex(6)}"
+    webhook = Webhook()
     postgres = Postgres(tmp_path, url=pg_url)
     role = f"cluster_{secrets.token_hex(3)}"
     postgres.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(role)), (password,))
@@ -81,13 +96,16 @@ def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_clust
         def environ(side: str, **extra: str) -> dict[str, str]:
             return cli_environ(**sandbox_environ(sandbox, tmp_path / side / "lake", IGDB_CLIENT_ID="cluster-client",
                                                  IGDB_CLIENT_SECRET=client_secret, DATABASE_URL=url,
-                                                 DATABASE_SCHEMA=side), **extra)
+                                                 DATABASE_SCHEMA=side, SLACK_WEBHOOK_URL=webhook.url(hook_token),
+                                                 # a small catalogue: 2 partitions, as the suite's sessions
+                                                 SPARK_SHUFFLE_PARTITIONS="2"), **extra)
 
         (tmp_path / "local").mkdir()
         local = subprocess.run([*CLI, "run", "--date", str(DAY)], env=environ("local"), cwd=tmp_path / "local",
                                capture_output=True, text=True, timeout=600)
         assert local.returncode == 0, local.stderr[-3000:]
 
+        standalone_cluster.wait_ready()
         (tmp_path / "cluster").mkdir()
         on_cluster = subprocess.run(
             [str(PROJECT_ROOT / "spark-submit.sh"), "run", "--date", str(DAY)], cwd=tmp_path / "cluster",
@@ -98,6 +116,7 @@ def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_clust
         assert f"igdb-pipeline dt={DAY}: done" in on_cluster.stdout
     finally:
         sandbox.stop()
+        webhook.server.shutdown()
 
     # the same raw data on both sides (ingestion ran on each driver, against one catalogue)
     for entity in ENTITIES:
@@ -129,7 +148,7 @@ def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_clust
     assert compared == len(local_tables) - 1
 
     # no secret in either side's output, lake, bundle or the executors' logs
-    needles = [client_secret, password, *sandbox.state.tokens]
+    needles = [client_secret, password, hook_token, *sandbox.state.tokens]
     for run in (local, on_cluster):
         for needle in needles:
             assert needle not in run.stdout + run.stderr, "a run printed a secret"
@@ -138,3 +157,7 @@ def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_clust
     logs = [p for p in Path(standalone_cluster.directory).rglob("*") if p.name in {"stdout", "stderr"}
             or p.suffix == ".log"]
     assert logs and not [p for p in logs if any(n.encode() in p.read_bytes() for n in needles)]
+    assert len(webhook.bodies) == 2  # each run's summary
+    assert not [body for body in webhook.bodies for n in needles if n in body], "a webhook message holds a secret"
+    ledger = _ledger_text(admin)
+    assert ledger.count("\n") >= 7 and not [n for n in needles if n in ledger], "the ledger holds a secret"
