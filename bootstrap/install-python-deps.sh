@@ -1,5 +1,8 @@
 #!/bin/bash
-# EMR bootstrap action: install the pipeline's Python dependencies for Python 3.11 on every node.
+# Optional EMR bootstrap action: install the pipeline's Python dependencies for Python 3.11 on every
+# node, for steps submitted with `--python-env bootstrap`. The default needs none of this: the
+# bundle's environment archive (pyspark_env.tar.gz, spark.archives) brings every package, with no
+# pip and no internet on the nodes. This route needs PyPI from every node at every cluster start.
 #
 #   --bootstrap-actions Path=s3://BUCKET/bundles/igdb-pipeline/VERSION/bootstrap/install-python-deps.sh,\
 #                       Args=[s3://BUCKET/bundles/igdb-pipeline/VERSION]
@@ -23,7 +26,4 @@ aws s3 cp --only-show-errors "$bundle/requirements.txt" "$work/requirements.txt"
 aws s3 cp --only-show-errors "$bundle/constraints.txt" "$work/constraints.txt"
 sudo python3.11 -m pip install --quiet --no-cache-dir -r "$work/requirements.txt" -c "$work/constraints.txt"
 
-# ingestion's local staging folder (settings data_dir in conf/emr.yaml)
-sudo mkdir -p /mnt/igdb-pipeline
-sudo chown hadoop:hadoop /mnt/igdb-pipeline
 echo "igdb-pipeline dependencies installed for $(python3.11 --version)"
