@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from pipeline import environment
 from pipeline.config import PROJECT_ROOT
 from pipeline.days import days_between
-from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 PACKAGES = ("pipeline", "ingestion", "jobs")
 PYFILES = "igdb_pipeline.zip"
@@ -189,6 +189,7 @@ def add_steps(emr: Any, cluster_id: str, steps: list[dict[str, Any]]) -> list[st
     return list(emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=steps)["StepIds"])
 
 
+@tool_main
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.cli import parse_date
 
@@ -215,30 +216,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--cluster-id", required=True, help="the EMR cluster (j-...)")
             command.add_argument("--out", default="dist", help="where the bundle is built first")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "package":
-            started = time.monotonic()
-            files = build_bundle(Path(args.out), python_prefix=args.python_prefix)
-            size = files["environment"].stat().st_size / 1e6
-            print(f"bundle {version()} in {args.out}/ ({time.monotonic() - started:.0f} s; environment archive "
-                  f"{size:.0f} MB): " + ", ".join(sorted(p.name for p in files.values())))
-            return ExitCode.OK
-        steps = steps_for(args.date, args.to, args.bundle_uri, args.python_env, args.retries)
-        if args.command == "step":
-            print(json.dumps(steps, indent=2))
-            return ExitCode.OK
-        import boto3
-
-        files = build_bundle(Path(args.out))
-        with aws_errors():
-            uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)
-            ids = add_steps(boto3.client("emr"), args.cluster_id, steps)
-        print(f"uploaded {len(uploaded)} files to {args.bundle_uri}; added step(s) {', '.join(ids)} "
-              f"to {args.cluster_id}")
+    if args.command == "package":
+        started = time.monotonic()
+        files = build_bundle(Path(args.out), python_prefix=args.python_prefix)
+        size = files["environment"].stat().st_size / 1e6
+        print(f"bundle {version()} in {args.out}/ ({time.monotonic() - started:.0f} s; environment archive "
+              f"{size:.0f} MB): " + ", ".join(sorted(p.name for p in files.values())))
         return ExitCode.OK
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    steps = steps_for(args.date, args.to, args.bundle_uri, args.python_env, args.retries)
+    if args.command == "step":
+        print(json.dumps(steps, indent=2))
+        return ExitCode.OK
+    import boto3
+
+    files = build_bundle(Path(args.out))
+    with aws_errors():
+        uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)
+        ids = add_steps(boto3.client("emr"), args.cluster_id, steps)
+    print(f"uploaded {len(uploaded)} files to {args.bundle_uri}; added step(s) {', '.join(ids)} "
+          f"to {args.cluster_id}")
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline import emr
 from pipeline.days import days_between
-from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 POLL_SECONDS = 30.0
@@ -82,6 +82,7 @@ def run_dates(client: Any, days: Sequence[dt.date], spec: Callable[[dt.date], di
     return done
 
 
+@tool_main
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.cli import parse_date
 
@@ -100,32 +101,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="start the first date's job run and return (only with a single date)")
     parser.add_argument("--out", default="dist", help="where the bundle is built before the upload")
     args = parser.parse_args(argv)
-    try:
-        last = args.to or args.date
-        if last < args.date:
-            raise ConfigError(f"--to {last} is before --date {args.date}")
-        if args.retries < 0:
-            raise ConfigError(f"--retries must be 0 or more (got {args.retries})")
-        if args.no_wait and last != args.date:
-            raise ConfigError("--no-wait starts one date only: dates of a range must run one after another")
-        emr.base_of(args.bundle_uri)
-        if not args.role_arn.startswith("arn:"):
-            raise ConfigError(f"--role-arn must be an IAM role ARN (got {args.role_arn!r})")
-        import boto3
+    last = args.to or args.date
+    if last < args.date:
+        raise ConfigError(f"--to {last} is before --date {args.date}")
+    if args.retries < 0:
+        raise ConfigError(f"--retries must be 0 or more (got {args.retries})")
+    if args.no_wait and last != args.date:
+        raise ConfigError("--no-wait starts one date only: dates of a range must run one after another")
+    emr.base_of(args.bundle_uri)
+    if not args.role_arn.startswith("arn:"):
+        raise ConfigError(f"--role-arn must be an IAM role ARN (got {args.role_arn!r})")
+    import boto3
 
-        def spec(day: dt.date) -> dict[str, Any]:
-            return job_run(day, args.bundle_uri, args.application_id, args.role_arn, args.retries)
+    def spec(day: dt.date) -> dict[str, Any]:
+        return job_run(day, args.bundle_uri, args.application_id, args.role_arn, args.retries)
 
-        with emr.aws_errors():
-            if not args.no_upload:
-                files = emr.build_bundle(Path(args.out))
-                uploaded = emr.upload_bundle(boto3.client("s3"), files, args.bundle_uri)
-                print(f"uploaded {len(uploaded)} files to {args.bundle_uri}")
-            run_dates(boto3.client("emr-serverless"), days_between(args.date, last), spec, wait=not args.no_wait)
-        return ExitCode.OK
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    with emr.aws_errors():
+        if not args.no_upload:
+            files = emr.build_bundle(Path(args.out))
+            uploaded = emr.upload_bundle(boto3.client("s3"), files, args.bundle_uri)
+            print(f"uploaded {len(uploaded)} files to {args.bundle_uri}")
+        run_dates(boto3.client("emr-serverless"), days_between(args.date, last), spec, wait=not args.no_wait)
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

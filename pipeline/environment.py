@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.errors import ConfigError, ExitCode, tool_main
 
 ARCHIVE = "pyspark_env.tar.gz"
 ALIAS = "environment"  # the folder Spark unpacks the archive into (`<uri>#environment`)
@@ -141,6 +141,7 @@ def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+@tool_main
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.emr import runtime_requirements
 
@@ -151,12 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where Python 3.11 lives on the nodes: bin/python3.11 under it (default /usr)")
     parser.add_argument("--no-cache", action="store_true", help="build even if .cache/environment has it")
     args = parser.parse_args(argv)
-    try:
-        built = environment_archive(Path(args.out), runtime_requirements(), args.python_prefix,
-                                    cache=None if args.no_cache else CACHE)
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    built = environment_archive(Path(args.out), runtime_requirements(), args.python_prefix,
+                                cache=None if args.no_cache else CACHE)
     how = f"built in {built.build_seconds:.0f} s" if built.build_seconds else "from the cache"
     print(f"{built.path}: {built.bytes / 1e6:.0f} MB, {len(built.requirements)} requirements, "
           f"python {built.python_prefix}/bin/python{PYTHON_VERSION}, {how}")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
 from enum import IntEnum
+from typing import ParamSpec
+
+Params = ParamSpec("Params")
 
 
 class ExitCode(IntEnum):
@@ -38,3 +44,18 @@ class ApiError(IngestError):
         super().__init__(message)
         self.status = status
 
+
+
+def tool_main(main: Callable[Params, int]) -> Callable[Params, int]:
+    """The `main` of a tool module (python -m pipeline.emr, ...): a PipelineError becomes one
+    `error: ...` line on stderr and its exit code, instead of a traceback."""
+
+    @functools.wraps(main)
+    def reporting(*args: Params.args, **kwargs: Params.kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except PipelineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return int(exc.exit_code)
+
+    return reporting

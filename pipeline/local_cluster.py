@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.errors import ConfigError, ExitCode, PipelineError
+from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 HOST = "127.0.0.1"
 STATE_FILE = "cluster.json"
@@ -162,6 +162,7 @@ def stop(directory: Path = DEFAULT_DIR, grace_seconds: float = 10.0) -> int:
     return len(running)
 
 
+@tool_main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.local_cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,25 +171,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers of one core each (up; default 2)")
     parser.add_argument("--worker-memory", default="2g", help="memory each worker offers (up; default 2g)")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            cluster = start(args.dir, args.workers, args.worker_memory)
-            print(f"spark standalone cluster up: {cluster.master_url} ({cluster.workers} workers, "
-                  f"UI {cluster.web_url})")
-            print(f"  SPARK_SUBMIT_MASTER={cluster.master_url} ./spark-submit.sh run --date YYYY-MM-DD")
-            return ExitCode.OK
-        if args.command == "status":
-            found = read_state(args.dir.resolve())
-            if found is None:
-                print("no local cluster")
-                return ExitCode.FAILED
-            print(f"{found.master_url}: {found.alive_workers()} of {found.workers} workers alive (UI {found.web_url})")
-            return ExitCode.OK if found.alive_workers() else ExitCode.FAILED
-        print(f"stopped {stop(args.dir)} cluster process(es)")
+    if args.command == "up":
+        cluster = start(args.dir, args.workers, args.worker_memory)
+        print(f"spark standalone cluster up: {cluster.master_url} ({cluster.workers} workers, "
+              f"UI {cluster.web_url})")
+        print(f"  SPARK_SUBMIT_MASTER={cluster.master_url} ./spark-submit.sh run --date YYYY-MM-DD")
         return ExitCode.OK
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    if args.command == "status":
+        found = read_state(args.dir.resolve())
+        if found is None:
+            print("no local cluster")
+            return ExitCode.FAILED
+        print(f"{found.master_url}: {found.alive_workers()} of {found.workers} workers alive (UI {found.web_url})")
+        return ExitCode.OK if found.alive_workers() else ExitCode.FAILED
+    print(f"stopped {stop(args.dir)} cluster process(es)")
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
