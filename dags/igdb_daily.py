@@ -36,15 +36,17 @@ TARGETS = {"steps": "add_step", "serverless": "start_job_run"}
 TASK_RETRIES = int(os.environ.get("IGDB_DAG_TASK_RETRIES", "2"))
 
 
-def pipeline_date(logical_date: dt.datetime) -> dt.date:
-    """The date a DAG run processes: the whole day before its logical date (yesterday, for today's run)."""
-    return logical_date.date() - dt.timedelta(days=1)
+def pipeline_date(context: dict[str, Any]) -> dt.date:
+    """The date a DAG run processes: the whole day before its logical date (yesterday, for today's
+    run). A run triggered without a logical date (Airflow 3 allows it) uses the time it ran after."""
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.date() - dt.timedelta(days=1)
 
 
 def alert(context: dict[str, Any]) -> None:
     """on_failure_callback: one message to the pipeline's webhook naming the DAG run and task."""
     ti = context["task_instance"]
-    day = pipeline_date(context["logical_date"])
+    day = pipeline_date(context)
     notify(Variable.get("igdb_alert_webhook_url", default=None),
            f"igdb-pipeline dt={day}: Airflow task {ti.task_id} of {ti.dag_id} failed after "
            f"{ti.try_number} attempt(s) (run {context['run_id']})")
@@ -72,10 +74,9 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def plan(logical_date: dt.datetime | None = None) -> dict[str, Any]:
+    def plan(**context: Any) -> dict[str, Any]:
         """The date, the target, and the step or job run that runs it (from the Variables)."""
-        assert logical_date is not None
-        day = pipeline_date(logical_date)
+        day = pipeline_date(context)
         target = Variable.get("igdb_emr_target", default="steps")
         if target not in TARGETS:
             raise ValueError(f"Variable igdb_emr_target must be one of {sorted(TARGETS)} (got {target!r})")

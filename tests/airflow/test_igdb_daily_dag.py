@@ -23,15 +23,21 @@ LOGICAL = "2026-11-21"
 DAY = dt.date(2026, 11, 20)  # the day before the logical date
 
 PROBE = """
-import json
+import datetime as dt, json, sys, types
 from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder=%r)
 dag = bag.dags.get("igdb_daily")
+sys.path.insert(0, bag.dag_folder)
+import igdb_daily
+midnight = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+triggered = types.SimpleNamespace(run_after=midnight + dt.timedelta(hours=9))
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dags": sorted(bag.dags),
     "schedule": dag.timetable.expression, "schedule_text": str(getattr(dag, "schedule", "")),
     "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+    "dates": [str(igdb_daily.pipeline_date({"logical_date": midnight})),
+              str(igdb_daily.pipeline_date({"logical_date": None, "dag_run": triggered}))],
     "tasks": {t.task_id: {"upstream": sorted(t.upstream_task_ids), "type": type(t).__name__,
                           "retries": t.retries, "exponential": t.retry_exponential_backoff,
                           "alert": [c.__name__ for c in (t.on_failure_callback or [])]} for t in dag.tasks},
@@ -62,6 +68,8 @@ def test_the_dag_parses_with_no_import_errors_and_is_what_the_readme_says(airflo
     assert dag["errors"] == {} and dag["dags"] == ["igdb_daily"]
     assert dag["schedule"] == "0 0 * * *" and dag["schedule_text"] == "@daily"
     assert dag["catchup"] is False and dag["max_active_runs"] == 1
+    # the day before the logical date; a run triggered without one: the day before it ran
+    assert dag["dates"] == ["2026-11-20", "2026-11-20"]
     tasks = dag["tasks"]
     assert {name: t["upstream"] for name, t in tasks.items()} == {
         "plan": [], "choose": ["plan"], "add_step": ["choose"], "watch_step": ["add_step"],
