@@ -56,7 +56,7 @@ class Cluster:
         """Return once every worker is registered; stop the cluster and raise if that does not happen."""
         deadline = time.monotonic() + seconds
         while self.alive_workers() < self.workers:
-            if time.monotonic() > deadline or not all(_running(pid) for pid in self.pids):
+            if time.monotonic() > deadline or not all(_ours(pid, Path(self.directory)) for pid in self.pids):
                 stop(Path(self.directory))
                 raise PipelineError(f"the local cluster did not start ({self.alive_workers()} of {self.workers} "
                                     f"workers registered): see {Path(self.directory) / 'logs'}")
@@ -127,39 +127,50 @@ def read_state(directory: Path = DEFAULT_DIR) -> Cluster | None:
     return Cluster(**{**fields, "pids": tuple(fields["pids"])})
 
 
-def _running(pid: int) -> bool:
+def _ours(pid: int, directory: Path) -> bool:
+    """Whether `pid` is still one of this cluster's daemons: a Spark deploy JVM working in `directory`.
+
+    PIDs are reused (this machine wraps at 32768), and a daemon started with its own session leads
+    its process group: signalling the group of a recorded pid that now belongs to, say, a
+    PostgreSQL postmaster would kill that server. So a pid is checked before any signal."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a child of ours that exited is a zombie until reaped: not running
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):  # a child of ours that exited: reaped now
+            return False
     except ChildProcessError:
-        return True
+        pass  # not our child (make cluster-up started it): ask /proc
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return cwd == directory and b"org.apache.spark.deploy." in cmdline
 
 
 def stop(directory: Path = DEFAULT_DIR, grace_seconds: float = 10.0) -> int:
     """Stop the daemons recorded in `directory` (each with its process group); how many were running."""
-    cluster = read_state(directory.resolve())
+    directory = directory.resolve()
+    cluster = read_state(directory)
     if cluster is None:
         return 0
-    running = [pid for pid in cluster.pids if _running(pid)]
+    running = [pid for pid in cluster.pids if _ours(pid, directory)]
     for pid in running:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        _signal_group(pid, directory, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while any(_running(pid) for pid in running) and time.monotonic() < deadline:
+    while any(_ours(pid, directory) for pid in running) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in running:
-        if _running(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    (directory.resolve() / STATE_FILE).unlink(missing_ok=True)
+        _signal_group(pid, directory, signal.SIGKILL)
+    (directory / STATE_FILE).unlink(missing_ok=True)
     return len(running)
+
+
+def _signal_group(pid: int, directory: Path, signum: int) -> None:
+    """Signal a daemon's process group (the JVM and anything it started), if it is still ours."""
+    if _ours(pid, directory):
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 @tool_main
