@@ -18,17 +18,26 @@ Also measured: building the environment archive without the cache, and its size.
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_daily import DAY, NEXT, STEPS, cached_next_day, fresh_schema, link_tree, settle_database, steps_text
-from bench.common import CLI, OUT, bench_database, run_env, write_result
+from bench.bench_daily import (
+    DAY,
+    NEXT,
+    cached_next_day,
+    fresh_schema,
+    link_tree,
+    settle_database,
+    steps_text,
+    timed_command,
+    timed_run,
+)
+from bench.common import OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
 from pipeline import environment, local_cluster
 from pipeline.config import PROJECT_ROOT
@@ -40,27 +49,18 @@ CLUSTER_DRIVER_MEMORY = "3g"
 EXECUTOR_MEMORY = "3g"  # two executors: the same 6g between them
 
 
-def run(side: str, day: Any, lake: Path, env: dict[str, str], cluster: local_cluster.Cluster, bundle: Path,
-        driver_memory: str) -> tuple[float, dict[str, float]]:
+def run(side: str, day: dt.date, lake: Path, env: dict[str, str], cluster: local_cluster.Cluster, bundle: Path
+        ) -> tuple[float, dict[str, float]]:
     """Wall clock of one `run --date day --from-step transform` on `side` (local or cluster), and
     each step's own seconds (its done marker)."""
-    arguments = ["run", "--date", str(day), "--from-step", "transform", "--lake", str(lake)]
     if side == "local":
-        command = [*CLI, *arguments, "--set", "spark.master=local[2]", "--set", f"spark.driver_memory={driver_memory}"]
-        environ = env
-    else:
-        command = [str(PROJECT_ROOT / "spark-submit.sh"), *arguments]
-        environ = {**env, "SPARK_SUBMIT_MASTER": cluster.master_url, "SPARK_SUBMIT_BUNDLE": str(bundle),
-                   "SPARK_DRIVER_MEMORY": CLUSTER_DRIVER_MEMORY, "SPARK_EXECUTOR_MEMORY": EXECUTOR_MEMORY,
-                   "SPARK_SHUFFLE_PARTITIONS": "8"}
-    started = time.monotonic()
-    proc = subprocess.run(command, env=environ, capture_output=True, text=True)
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{side} run --date {day} failed (exit {proc.returncode}):\n"
-                         f"{(proc.stdout + proc.stderr)[-3000:]}")
-    steps = {step: json.loads((lake / f"_done/{step}/dt={day}").read_text())["seconds"] for step in STEPS}
-    return wall, steps
+        return timed_run(day, lake, env, DRIVER_MEMORY)
+    command = [str(PROJECT_ROOT / "spark-submit.sh"), "run", "--date", str(day), "--from-step", "transform",
+               "--lake", str(lake)]
+    return timed_command(command, {**env, "SPARK_SUBMIT_MASTER": cluster.master_url,
+                                   "SPARK_SUBMIT_BUNDLE": str(bundle), "SPARK_DRIVER_MEMORY": CLUSTER_DRIVER_MEMORY,
+                                   "SPARK_EXECUTOR_MEMORY": EXECUTOR_MEMORY, "SPARK_SHUFFLE_PARTITIONS": "8"},
+                         day, lake)
 
 
 def one_side(side: str, raw: Path, next_raw: Path, url: str, tmp: Path, cluster: local_cluster.Cluster
@@ -72,9 +72,9 @@ def one_side(side: str, raw: Path, next_raw: Path, url: str, tmp: Path, cluster:
     link_tree(next_raw / "raw", lake / "raw")
     fresh_schema(url, SCHEMA)
     env = run_env(url, work / "data", SCHEMA)
-    run(side, DAY, lake, env, cluster, tmp / "bundle", DRIVER_MEMORY)
+    run(side, DAY, lake, env, cluster, tmp / "bundle")
     settle_database(url, SCHEMA)
-    daily = run(side, NEXT, lake, env, cluster, tmp / "bundle", DRIVER_MEMORY)
+    daily = run(side, NEXT, lake, env, cluster, tmp / "bundle")
     fresh_schema(url, SCHEMA)
     shutil.rmtree(work)
     return daily

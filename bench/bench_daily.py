@@ -302,15 +302,19 @@ def run_command(day: dt.date, lake: Path, driver_memory: str, from_transform: bo
 def timed_run(day: dt.date, lake: Path, env: dict[str, str], driver_memory: str, from_transform: bool = True
               ) -> tuple[float, dict[str, float]]:
     """Wall clock of `igdb-pipeline run` for a date, and each step's own seconds (done markers)."""
+    return timed_command(run_command(day, lake, driver_memory, from_transform), env, day, lake,
+                         STEPS if from_transform else DAILY_STEPS)
+
+
+def timed_command(command: list[str], env: dict[str, str], day: dt.date, lake: Path,
+                  steps: tuple[str, ...] = STEPS) -> tuple[float, dict[str, float]]:
+    """Wall clock of a command that runs `day` on `lake`, and each of `steps`' own seconds (done markers)."""
     started = time.monotonic()
-    proc = subprocess.run(run_command(day, lake, driver_memory, from_transform), env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"run --date {day} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    steps = {s: json.loads((lake / f"_done/{s}/dt={day}").read_text())["seconds"]
-             for s in (STEPS if from_transform else DAILY_STEPS)}
-    return wall, steps
+    if proc.returncode != 0:  # spark-submit puts the driver's log on stdout
+        raise SystemExit(f"run --date {day} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall, {s: json.loads((lake / f"_done/{s}/dt={day}").read_text())["seconds"] for s in steps}
 
 
 def ingest_figures(lake: Path) -> dict[str, Any]:

@@ -16,8 +16,7 @@ from psycopg2 import sql
 from pyspark.sql import types as T
 
 from jobs.datasets import DATASETS, DELETED_AT, MARTS, Dataset, Layer, LoadKind
-from pipeline.database import serialize_ddl
-from pipeline.ledger import ledger_ddl
+from pipeline.ledger import create_schema_and_ledger
 
 SOURCE_DT = "source_dt"
 SNAPSHOT_DATE = "snapshot_date"  # what a REPLACE_DATE mart's rows are replaced by
@@ -133,9 +132,7 @@ def ensure_schema(conn: Any, schema: str) -> None:
     """Create or migrate everything the load needs, in one transaction; idempotent and lock-light:
     an existing table is only inspected, and altered only when a declared column is missing."""
     with conn, conn.cursor() as cur:
-        serialize_ddl(cur, schema)
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(ledger_ddl(schema))
+        create_schema_and_ledger(cur, schema)
         cur.execute(loaded_partitions_ddl(schema))
         for ds in LOADED:
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "

@@ -148,8 +148,7 @@ def run_step(day: dt.date, bundle_uri: str, python_env: str = "archive", retries
     """
     if python_env not in PYTHON_ENVS:
         raise ConfigError(f"--python-env must be one of {', '.join(PYTHON_ENVS)} (got {python_env!r})")
-    if retries < 0:
-        raise ConfigError(f"--retries must be 0 or more (got {retries})")
+    check_retries(retries)
     base = base_of(bundle_uri)
     python = [*archive_conf(base), "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={environment.EXECUTOR_PYTHON}"] \
         if python_env == "archive" else []
@@ -165,12 +164,22 @@ def run_step(day: dt.date, bundle_uri: str, python_env: str = "archive", retries
     }
 
 
-def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str, python_env: str = "archive",
-              retries: int = DEFAULT_RETRIES) -> list[dict[str, Any]]:
+def check_retries(retries: int) -> None:
+    if retries < 0:
+        raise ConfigError(f"--retries must be 0 or more (got {retries})")
+
+
+def dates_of(first: dt.date, last: dt.date | None) -> list[dt.date]:
+    """`--date` to `--to` (one date without it), checked."""
     last = last or first
     if last < first:
         raise ConfigError(f"--to {last} is before --date {first}")
-    return [run_step(day, bundle_uri, python_env, retries) for day in days_between(first, last)]
+    return days_between(first, last)
+
+
+def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str, python_env: str = "archive",
+              retries: int = DEFAULT_RETRIES) -> list[dict[str, Any]]:
+    return [run_step(day, bundle_uri, python_env, retries) for day in dates_of(first, last)]
 
 
 @contextmanager

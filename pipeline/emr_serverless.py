@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import emr
-from pipeline.days import days_between
 from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
@@ -32,7 +31,7 @@ POLL_SECONDS = 30.0
 def job_run(day: dt.date, bundle_uri: str, application_id: str, role_arn: str, retries: int) -> dict[str, Any]:
     """`start_job_run`'s arguments for one date (without the idempotency token)."""
     base = emr.base_of(bundle_uri)
-    python = f"./{emr.environment.ALIAS}/bin/python"
+    python = emr.environment.EXECUTOR_PYTHON
     parameters = [
         "--py-files", f"{base}/{emr.PYFILES}",
         *emr.archive_conf(base),
@@ -101,12 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="start the first date's job run and return (only with a single date)")
     parser.add_argument("--out", default="dist", help="where the bundle is built before the upload")
     args = parser.parse_args(argv)
-    last = args.to or args.date
-    if last < args.date:
-        raise ConfigError(f"--to {last} is before --date {args.date}")
-    if args.retries < 0:
-        raise ConfigError(f"--retries must be 0 or more (got {args.retries})")
-    if args.no_wait and last != args.date:
+    days = emr.dates_of(args.date, args.to)
+    emr.check_retries(args.retries)
+    if args.no_wait and len(days) > 1:
         raise ConfigError("--no-wait starts one date only: dates of a range must run one after another")
     emr.base_of(args.bundle_uri)
     if not args.role_arn.startswith("arn:"):
@@ -121,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             files = emr.build_bundle(Path(args.out))
             uploaded = emr.upload_bundle(boto3.client("s3"), files, args.bundle_uri)
             print(f"uploaded {len(uploaded)} files to {args.bundle_uri}")
-        run_dates(boto3.client("emr-serverless"), days_between(args.date, last), spec, wait=not args.no_wait)
+        run_dates(boto3.client("emr-serverless"), days, spec, wait=not args.no_wait)
     return ExitCode.OK
 
 

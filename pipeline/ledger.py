@@ -47,9 +47,15 @@ def ledger_ddl(schema: str) -> sql.Composed:
 
 def ensure_ledger(conn: Any, schema: str) -> None:
     with conn, conn.cursor() as cur:
-        serialize_ddl(cur, schema)
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(ledger_ddl(schema))
+        create_schema_and_ledger(cur, schema)
+
+
+def create_schema_and_ledger(cur: Any, schema: str) -> None:
+    """The schema and its ledger, in the caller's transaction, which then holds the schema's DDL lock
+    (serialize_ddl): every creation of a schema's tables starts here."""
+    serialize_ddl(cur, schema)
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    cur.execute(ledger_ddl(schema))
 
 
 def _write(conn: Any, schema: str, day: dt.date, step: str, status: str, run_id: str,
