@@ -11,8 +11,9 @@ one long code, and Spark's bitmap functions count its distinct values per 32,768
 Rows equal to distinct codes proves the key unique; anything else (rare: a failing key) falls back
 to the exact group-by, which also gives GX's unexpected count. Only what this pass finds
 failing goes back to GX (jobs/validation.py), whose verdict, counts and sample rows are what the
-report shows. An expectation type without a measure here raises, so a new rule in jobs/suites.py
-cannot pass unmeasured.
+report shows. An expectation this pass cannot decide exactly as GX does (`measurable`: another
+type, or arguments such as `mostly` or `row_condition`, as users' own suites may hold) gets no
+measure: the gate hands it to GX's engine whole, so nothing passes unmeasured.
 """
 
 from __future__ import annotations
@@ -84,12 +85,43 @@ _KEYS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_uni
 _SCHEMA = ("expect_table_columns_to_match_ordered_list", "expect_column_values_to_be_of_type")
 _TABLE = ("expect_table_row_count_to_be_between",)
 
+# The arguments each measured type is measured with. Any other argument (mostly, row_condition, a
+# suite parameter, ...) changes what GX decides, so such an expectation is left to GX's engine.
+_ARGUMENTS: dict[str, frozenset[str]] = {
+    "expect_column_values_to_not_be_null": frozenset({"column"}),
+    "expect_column_values_to_be_null": frozenset({"column"}),
+    "expect_column_values_to_be_between": frozenset({"column", "min_value", "max_value", "strict_min", "strict_max"}),
+    "expect_column_values_to_be_in_set": frozenset({"column", "value_set"}),
+    _KEYS[0]: frozenset({"column"}),
+    _KEYS[1]: frozenset({"column_list"}),
+    _SCHEMA[0]: frozenset({"column_list"}),
+    _SCHEMA[1]: frozenset({"column", "type_"}),
+    _TABLE[0]: frozenset({"min_value", "max_value"}),
+}
+_NEUTRAL = frozenset({"result_format", "catch_exceptions", "include_config", "batch_id"})
+_DEFAULTS = {"mostly": 1, "ignore_row_if": "all_values_are_missing"}  # GX's defaults: the same as leaving them out
+
 
 def signature(config: Any) -> str:
     """What identifies an expectation across suites: its type, arguments and meta (where a reference
     names its target), not its generated id."""
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}
     return json.dumps([config.type, kwargs, config.meta or {}], sort_keys=True, default=str)
+
+
+def measurable(expectation: Expectation) -> bool:
+    """Whether this pass decides the expectation exactly as GX would: a measured type, with only the
+    arguments it is measured with (a suite parameter, a dict, is GX's to resolve)."""
+    kind, kwargs = expectation.expectation_type, expectation.configuration.kwargs
+    known = _ARGUMENTS.get(kind)
+    if known is None:
+        return False
+    for name, value in kwargs.items():
+        if isinstance(value, dict):
+            return False
+        if name not in known and name not in _NEUTRAL and not (name in _DEFAULTS and value == _DEFAULTS[name]):
+            return False
+    return True
 
 
 def rejected_rows(expectation: Expectation) -> Column | None:
@@ -246,7 +278,7 @@ def rows_in_repeated_keys(frame: DataFrame, key: list[str], bounds: list[tuple[i
 def _schema_measure(expectation: Expectation, schema: T.StructType) -> Measure:
     kwargs = expectation.configuration.kwargs
     if expectation.expectation_type == _SCHEMA[0]:
-        return Measure(success=schema.names == list(kwargs["column_list"]))
+        return Measure(success=schema.names == list(kwargs["column_list"]), observed=schema.names)  # as GX's
     found = {f.name: type(f.dataType).__name__ for f in schema.fields}.get(kwargs["column"])
     return Measure(success=found == kwargs["type_"], observed=found)
 
@@ -267,8 +299,9 @@ def _bounds_found(totals: Any, k: int, width: int) -> list[tuple[int, int]] | No
 
 def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | None = None,
                   known: Mapping[str, Measure] | None = None, rows: int | None = None,
-                  footers: FooterStats | None = None) -> tuple[int, list[Measure]]:
-    """(rows, one Measure per expectation in the suite's order): one aggregate job over `frame`
+                  footers: FooterStats | None = None) -> tuple[int, list[Measure | None]]:
+    """(rows, one Measure per expectation in the suite's order, None for one that is not
+    `measurable`: the caller asks GX for those): one aggregate job over `frame`
     (which also finds the bounds of each whole-number key), plus one count per distinct key a
     uniqueness rule names (a bitmap aggregate, or the exact group-by), over `keyed` when given (the same
     rows without the columns only other rules need, such as the gate's joined orphan_* columns).
@@ -284,17 +317,18 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
     known = known or {}
     expectations = list(suite.expectations)
     signatures = [signature(e.configuration) for e in expectations]
+    unmeasured = {i for i, e in enumerate(expectations) if signatures[i] not in known and not measurable(e)}
     if rows is None and footers is not None:
         rows = footers.rows
     predicates = {i: p for i, e in enumerate(expectations)
-                  if signatures[i] not in known and (p := rejected_rows(e)) is not None}
+                  if signatures[i] not in known and i not in unmeasured and (p := rejected_rows(e)) is not None}
     proved = {i for i in predicates if proved_by_footers(expectations[i], footers)}
     columns = set(frame.columns)
     # a rule on a column the files lack cannot be counted: the column-set rule already fails
     counted = {i: p for i, p in predicates.items()
                if i not in proved and expectations[i].configuration.kwargs["column"] in columns}
-    keys = {tuple(key) for i, e in enumerate(expectations)
-            if signatures[i] not in known and (key := key_columns(e)) is not None and set(key) <= columns}
+    keys = {tuple(key) for i, e in enumerate(expectations) if signatures[i] not in known and i not in unmeasured
+            and (key := key_columns(e)) is not None and set(key) <= columns}
     from_footers = {key: found for key in keys if (found := footer_bounds(frame, list(key), footers))}
     wanted = {key: aggregates for key in sorted(keys - set(from_footers))
               if (aggregates := bounds_wanted(frame, list(key)))}
@@ -307,10 +341,12 @@ def measure_suite(suite: ExpectationSuite, frame: DataFrame, keyed: DataFrame | 
         rows = int(totals["rows"]) if totals else 0
     bounds = {key: _bounds_found(totals, k, len(key)) for k, key in enumerate(wanted)} | from_footers
     repeated: dict[tuple[str, ...], int] = {}
-    measures = []
+    measures: list[Measure | None] = []
     for i, expectation in enumerate(expectations):
         key = key_columns(expectation)
-        if signatures[i] in known:
+        if i in unmeasured:
+            measures.append(None)
+        elif signatures[i] in known:
             measures.append(known[signatures[i]])
         elif expectation.expectation_type in _SCHEMA:
             measures.append(_schema_measure(expectation, frame.schema))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -126,11 +126,14 @@ def _value_rules(ds: Dataset, day: dt.date, now: dt.datetime,
             yield reference_rule(check, targets)
 
 
-def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime,
-                  targets: Mapping[str, str] | None = None) -> gx.ExpectationSuite:
-    """Everything checked on one dataset's dt=D as read from its files. `now` is naive UTC;
-    `targets` names the files of reference targets (`reference_identity`)."""
-    return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now, targets)])
+def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime, targets: Mapping[str, str] | None = None,
+                  user: Sequence[Expectation] = ()) -> gx.ExpectationSuite:
+    """Everything checked on one dataset's dt=D as read from its files: the rules its declaration
+    implies, then the users' own for this output (jobs/user_expectations.py; copies, as a suite
+    takes ownership of its expectations). `now` is naive UTC; `targets` names the files of
+    reference targets (`reference_identity`)."""
+    return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now, targets),
+                                                               *(copy.copy(e) for e in user)])
 
 
 def narrowed(suite: gx.ExpectationSuite, keep: set[int]) -> gx.ExpectationSuite:

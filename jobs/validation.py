@@ -33,6 +33,7 @@ from ingestion.landing import read_manifest
 from jobs.datasets import DELETED_AT, MARTS, STAGING, Dataset, Layer, References, Severity, dataset
 from jobs.footers import FooterStats, footer_schema, footer_stats, partition_footers, with_partition
 from jobs.guards import HISTORY_KEY, Limits, figures, history_frame, history_suite
+from jobs.gx_artifacts import record_gate
 from jobs.io import literal_frame
 from jobs.load_plan import digest_of
 from jobs.reports import TRANSFORM_REPORT, VALIDATION_DIR, read_report
@@ -47,6 +48,7 @@ from jobs.suites import (
     references,
 )
 from jobs.transform import staging_table
+from jobs.user_expectations import UserSuite
 from jobs.validation_report import render_html
 from pipeline.errors import ConfigError, ExitCode, PipelineError
 from pipeline.lake import Lake
@@ -58,6 +60,10 @@ log = logging.getLogger(__name__)
 REPORT_DIR = VALIDATION_DIR
 DRIFT = "checks/drift"
 SAMPLES = 5  # unexpected values shown per failed expectation
+ENGINES = ("fast", "gx")
+# On an empty batch GX's value rules report no unexpected count, its uniqueness rules 0: the fast
+# engine reports what GX would, so both engines' reports read the same
+COUNTED_WHEN_EMPTY = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 VALIDATION_THREADS = 3  # GX's Python work on one dataset overlaps Spark's work on another
 
 
@@ -101,8 +107,11 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _outcome(suite: str, result: Any) -> Outcome:
-    config, found = result.expectation_config, result.result or {}
+def _outcome(suite: str, result: Any, expectation: Any = None) -> Outcome:
+    """GX's result in the report's words; named and graded by `expectation` when given (the suite's
+    own, which a result of the same signature may not be: a user's copy of a generated rule)."""
+    config = expectation.configuration if expectation is not None else result.expectation_config
+    found = result.result or {}
     exception = result.exception_info or {}
     raised = exception.get("raised_exception") if isinstance(exception, dict) else False
     samples = found.get("partial_unexpected_index_list") or found.get("partial_unexpected_list") or []
@@ -150,13 +159,18 @@ class GxRunner:
         return self._local.source
 
     def _results(self, suite: Any, frame: DataFrame, result_format: Any) -> list[Any]:
+        """GX's results in the suite's order. Matched by the id the context gives each expectation:
+        GX returns its own order, and a result's configuration has suite parameters (a user's
+        `{"$PARAMETER": "now() - timedelta(days=2)"}`) already evaluated."""
         name = suite.name.replace("/", ".")
         with self._lock:
+            added = self.context.suites.add(suite)
             batch = self._source().add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
             definition = self.context.validation_definitions.add(
-                self._gx.ValidationDefinition(name=name, data=batch, suite=self.context.suites.add(suite)))
+                self._gx.ValidationDefinition(name=name, data=batch, suite=added))
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
-        return list(result.results)
+        by_id = {r.expectation_config.id: r for r in result.results}
+        return [by_id[e.id] for e in added.expectations]
 
     def explain(self, suite: Any, frame: DataFrame, index_columns: Sequence[str],
                 positions: Collection[int]) -> dict[int, Outcome]:
@@ -164,18 +178,23 @@ class GxRunner:
         rows (and their keys) for each one that fails."""
         detail = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLES,
                   "unexpected_index_column_names": list(index_columns)}
-        chosen = narrowed(suite, set(positions))
-        by_signature = {signature(r.expectation_config): r for r in self._results(chosen, frame, detail)}
-        return {i: _outcome(suite.name, by_signature[signature(e.configuration)])
-                for i, e in enumerate(suite.expectations) if i in positions}
+        picked = [i for i in range(len(suite.expectations)) if i in positions]
+        results = self._results(narrowed(suite, set(picked)), frame, detail)
+        return {i: _outcome(suite.name, result, suite.expectations[i]) for i, result in zip(picked, results, strict=True)}
+
+    def evaluate(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
+        """Every expectation of the suite through GX's own engine, each with its unexpected count
+        (and samples when it fails): the reference engine (`validate --engine gx`)."""
+        explained = self.explain(suite, frame, index_columns, range(len(suite.expectations)))
+        return [explained[i] for i in range(len(suite.expectations))]
 
     def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
         """Validate all of `frame` with GX; outcomes in the suite's order (GX returns its own order)."""
-        results = {signature(r.expectation_config): r for r in self._results(suite, frame, "BOOLEAN_ONLY")}
-        verdicts = [results[signature(e.configuration)] for e in suite.expectations]
+        verdicts = self._results(suite, frame, "BOOLEAN_ONLY")
         failed = {i for i, result in enumerate(verdicts) if not result.success}
         explained = self.explain(suite, frame, index_columns, failed) if failed else {}
-        return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
+        return [explained.get(i) or _outcome(suite.name, result, e)
+                for i, (result, e) in enumerate(zip(verdicts, suite.expectations, strict=True))]
 
 
 @dataclass(frozen=True)
@@ -251,6 +270,13 @@ class Gate:
     run_id: str
     outcomes: list[Outcome] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    validated: list[tuple[Any, list[Outcome]]] = field(default_factory=list)  # (GX suite, its outcomes)
+    disagreements: list[dict[str, Any]] = field(default_factory=list)  # where GX and the one-pass differ
+
+    def add(self, suite: Any, outcomes: list[Outcome]) -> None:
+        """A suite's outcomes, in its order: counted in the verdict and recorded in GX's project."""
+        self.outcomes.extend(outcomes)
+        self.validated.append((suite, outcomes))
 
     @property
     def blocking(self) -> list[Outcome]:
@@ -355,14 +381,17 @@ def known_ids(spark: SparkSession, frames: dict[str, DataFrame]) -> Iterator[dic
             frame.unpersist()
 
 
-def _measured_outcome(suite: str, expectation: Any, measure: Measure, rows: int) -> Outcome:
+def _measured_outcome(suite: str, expectation: Any, measure: Measure | None, rows: int) -> Outcome:
     """A passing expectation's outcome as the one-pass measured it (failures come from GX)."""
-    kwargs, unexpected = expectation.configuration.kwargs, measure.unexpected_count
+    assert measure is not None, f"{expectation.expectation_type} was neither measured nor asked of GX"
+    kwargs = expectation.configuration.kwargs
+    empty_count = expectation.expectation_type in COUNTED_WHEN_EMPTY
+    unexpected = measure.unexpected_count if rows or empty_count else None
     return Outcome(suite=suite, expectation=expectation.expectation_type,
                    description=expectation.description or expectation.expectation_type, column=kwargs.get("column"),
                    severity=str(expectation.severity.value), success=measure.success, observed=_plain(measure.observed),
                    unexpected_count=unexpected,
-                   unexpected_percent=None if unexpected is None else (100.0 * unexpected / rows if rows else 0.0))
+                   unexpected_percent=None if unexpected is None or not rows else 100.0 * unexpected / rows)
 
 
 @dataclass
@@ -374,38 +403,86 @@ class SameFiles:
     measures: dict[str, Measure] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """One output's suite as the gate decided it: its rows, the suite, one outcome per expectation
+    in the suite's order, and where the one-pass and GX disagreed about a failure."""
+
+    rows: int
+    suite: Any
+    outcomes: list[Outcome]
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _explained(runner: GxRunner, suite: Any, checked: DataFrame, key: Sequence[str],
+               positions: Collection[int]) -> dict[int, Outcome]:
+    """GX's outcome of these expectations over `checked`, cached while GX makes its passes."""
+    if not positions:
+        return {}
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return runner.explain(suite, checked, key, positions)
+    finally:
+        checked.unpersist()
+
+
+def _disagreements(suite: Any, measures: Sequence[Measure | None], explained: Mapping[int, Outcome]
+                   ) -> list[dict[str, Any]]:
+    """The failures the one-pass measured that GX decided or counted otherwise: a bug in the
+    one-pass evaluator (GX's outcome is the one reported), never expected."""
+    found = []
+    for i, outcome in explained.items():
+        measure = measures[i]
+        if measure is not None and (outcome.success or measure.unexpected_count != outcome.unexpected_count):
+            found.append({"suite": suite.name, "description": outcome.description, "expectation": outcome.expectation,
+                          "one_pass_unexpected": measure.unexpected_count, "gx_success": outcome.success,
+                          "gx_unexpected": outcome.unexpected_count})
+    return found
+
+
 def _validate_dataset(runner: GxRunner, ds: Dataset, written: Written, known: Mapping[tuple[str, str], str],
-                      day: dt.date, now: dt.datetime, same_files: SameFiles,
-                      targets: dict[str, str]) -> tuple[int, list[Outcome]]:
-    """(rows, outcomes) of one dataset's suite: one pass measures every expectation not measured on
-    the same files already nor proved by their footers, GX explains (and has the last word on)
-    each one found failing. `targets` names each output's files (`reference_identity`)."""
+                      day: dt.date, now: dt.datetime, same_files: SameFiles, targets: dict[str, str],
+                      user: Sequence[Any] = (), engine: str = "fast") -> Checked:
+    """One dataset's suite (declared rules, then the users' own `user`). The fast engine: one pass
+    measures every expectation not measured on the same files already nor proved by their footers;
+    GX explains (and has the last word on) each one found failing, and decides those the pass
+    cannot measure. The gx engine: GX's own Spark engine decides every expectation.
+    `targets` names each output's files (`reference_identity`)."""
     began, frame = time.monotonic(), written.frame
-    suite = dataset_suite(ds, day, now, targets)
+    suite = dataset_suite(ds, day, now, targets, user)
+    if engine == "gx":
+        checked = Checked(_rows_of(written), suite,
+                          list(_explained(runner, suite, with_orphans(frame, ds, known), ds.key,
+                                          range(len(suite.expectations))).values()))
+    else:
+        checked = _measured(runner, ds, written, known, suite, same_files, targets)
+    event(log, f"validated {ds.rel_path}", rows=checked.rows, failed=sum(not o.success for o in checked.outcomes),
+          seconds=round(time.monotonic() - began, 2))
+    return checked
+
+
+def _measured(runner: GxRunner, ds: Dataset, written: Written, known: Mapping[tuple[str, str], str], suite: Any,
+              same_files: SameFiles, targets: dict[str, str]) -> Checked:
+    """The fast engine's outcomes of one suite (see `_validate_dataset`)."""
     settled = [ref for ref in references(ds)
                if (found := same_files.measures.get(signature(reference_rule(ref, targets).configuration)))
                and found.success]
-    checked = with_orphans(frame, ds, known, settled)
-    rows, measures = measure_suite(suite, checked, keyed=frame, known=same_files.measures, rows=same_files.rows,
-                                   footers=written.footers)
+    checked = with_orphans(written.frame, ds, known, settled)
+    rows, measures = measure_suite(suite, checked, keyed=written.frame, known=same_files.measures,
+                                   rows=same_files.rows, footers=written.footers)
     same_files.rows = rows
-    same_files.measures.update(zip((signature(e.configuration) for e in suite.expectations), measures, strict=True))
-    failing = {i for i, measure in enumerate(measures) if not measure.success}
-    explained: dict[int, Outcome] = {}
-    if failing:
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)  # GX makes several passes over it
-        try:
-            explained = runner.explain(suite, checked, ds.key, failing)
-        finally:
-            checked.unpersist()
-        if cleared := sorted(explained[i].description for i in failing if explained[i].success):
-            event(log, "GX passed what the one-pass measure rejected", level=logging.WARNING, output=ds.rel_path,
-                  expectations=cleared)
-    outcomes = [explained.get(i) or _measured_outcome(suite.name, e, measures[i], rows)
+    same_files.measures.update((signature(e.configuration), m)
+                               for e, m in zip(suite.expectations, measures, strict=True) if m is not None)
+    # GX decides what the pass found failing and what it cannot measure (users' rules of other kinds)
+    asked = {i for i, measure in enumerate(measures) if measure is None or not measure.success}
+    explained = _explained(runner, suite, checked, ds.key, asked)
+    disagreements = _disagreements(suite, measures, explained)
+    if disagreements:
+        event(log, "GX and the one-pass measure disagree; GX's outcome is reported", level=logging.WARNING,
+              output=ds.rel_path, expectations=[d["description"] for d in disagreements])
+    outcomes = [explained[i] if i in explained else _measured_outcome(suite.name, e, measures[i], rows)
                 for i, e in enumerate(suite.expectations)]
-    event(log, f"validated {ds.rel_path}", rows=rows, failed=sum(not o.success for o in outcomes),
-          seconds=round(time.monotonic() - began, 2))
-    return rows, outcomes
+    return Checked(rows, suite, outcomes, disagreements)
 
 
 def _drift_outcomes(lake: Lake, day: dt.date) -> list[Outcome]:
@@ -429,17 +506,23 @@ def _live_of(written: Written | None) -> int:
 
 def _guard_outcomes(runner: GxRunner, spark: SparkSession, lake: Lake, day: dt.date, report: dict[str, Any],
                     read: Mapping[str, Written | None], limits: Limits, last_loaded: dt.date | None
-                    ) -> list[Outcome]:
-    """The change guards' verdicts: D's deletions and counts against its base and the last loaded date."""
+                    ) -> tuple[Any, list[Outcome]]:
+    """The change guards' suite and verdicts: D's deletions and counts against its base and the last loaded date."""
     found = figures(spark, lake, report, _live_of(read["marts/dim_games"]), _rows_of(read["marts/fct_game_popularity"]),
                     last_loaded)
-    return runner.run(history_suite(found, limits), history_frame(spark, day, found), HISTORY_KEY)
+    suite = history_suite(found, limits)
+    return suite, runner.run(suite, history_frame(spark, day, found), HISTORY_KEY)
 
 
 def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, max_quarantine_share: float = 0.01,
                    now: dt.datetime | None = None, only: Collection[str] | None = None,
-                   limits: Limits | None = None, last_loaded: dt.date | None = None) -> dict[str, Any]:
+                   limits: Limits | None = None, last_loaded: dt.date | None = None,
+                   user: Mapping[str, UserSuite] | None = None, engine: str = "fast") -> dict[str, Any]:
     """Validate every staging table and mart of D; write the report; return its summary.
+
+    `user` holds the users' own suites by output (jobs/user_expectations.py), added to the
+    generated ones. `engine` "fast" decides with the one-pass evaluator and asks GX only about
+    failures and what it cannot measure; "gx" asks GX's own Spark engine about everything.
 
     `only` limits the suites to some outputs ("layer/name"), to re-check one after a fix; such a
     summary says `complete: false`, and only a complete one lets the load run. The count
@@ -448,6 +531,9 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
     when a critical expectation failed; warnings never raise.
     """
     limits = limits or Limits()
+    user = user or {}
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown validation engine {engine!r}: one of {', '.join(ENGINES)}")
     selected = [ds for ds in (*STAGING, *MARTS) if only is None or ds.rel_path in only]
     if only is not None and (unknown := sorted(set(only) - {ds.rel_path for ds in (*STAGING, *MARTS)})):
         raise ConfigError(f"unknown output(s) {', '.join(unknown)}: give layer/name, e.g. marts/dim_games")
@@ -472,9 +558,10 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         for ds in ready:
             groups.setdefault(files[ds.rel_path], []).append(ds)
 
-        def validate(members: list[Dataset]) -> list[tuple[int, list[Outcome]]]:
+        def validate(members: list[Dataset]) -> list[Checked]:
             same_files = SameFiles()
-            return [_validate_dataset(runner, ds, present[ds.rel_path], known, day, now, same_files, files)
+            return [_validate_dataset(runner, ds, present[ds.rel_path], known, day, now, same_files, files,
+                                      user[ds.rel_path].expectations if ds.rel_path in user else (), engine)
                     for ds in members]
 
         with known_ids(spark, frames) as known:
@@ -488,22 +575,28 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
             if read[ds.rel_path] is None:
                 gate.outcomes.append(_missing(ds, day))
             elif ds.rel_path in done:
-                gate.rows[ds.rel_path], outcomes = done[ds.rel_path]
-                gate.outcomes.extend(outcomes)
+                checked = done[ds.rel_path]
+                gate.rows[ds.rel_path] = checked.rows
+                gate.add(checked.suite, checked.outcomes)
+                gate.disagreements.extend(checked.disagreements)
             else:
                 absent = sorted({r.target for r in references(ds)} - set(frames))
                 gate.outcomes.append(_missing(ds, day, f"its references cannot be checked: {', '.join(absent)} "
                                                        f"missing for {day}"))
-        gate.outcomes.extend(runner.run(reconciliation_suite(max_quarantine_share),
-                                        _reconciliation(spark, lake, day, report, read, gate.rows),
-                                        RECONCILIATION_KEY))
-        gate.outcomes.extend(_guard_outcomes(runner, spark, lake, day, report, read, limits, last_loaded))
+        reconciliation = reconciliation_suite(max_quarantine_share)
+        gate.add(reconciliation, runner.run(reconciliation, _reconciliation(spark, lake, day, report, read, gate.rows),
+                                            RECONCILIATION_KEY))
+        gate.add(*_guard_outcomes(runner, spark, lake, day, report, read, limits, last_loaded))
         gate.outcomes.extend(_drift_outcomes(lake, day))
         summary = gate.summary(time.monotonic() - started, max_quarantine_share)
         summary["complete"] = only is None
+        summary["engine"] = engine
+        summary["user_suites"] = sorted(user)
+        summary["disagreements"] = gate.disagreements
         summary["accepted_changes"] = limits.accepted
         summary["last_loaded"] = None if last_loaded is None else last_loaded.isoformat()
         summary["transform_finished_at"] = report.get("finished_at")  # the load checks it is still current
+        summary["data_docs"], summary["docs_seconds"] = _record_in_gx(lake, gate, summary["validated_at"])
         summary["report"] = _write_report(lake, day, summary)
         event(log, "validation done", passed=summary["passed"], expectations=summary["expectations"],
               critical_failures=summary["critical_failures"], warnings=summary["warnings"],
@@ -511,6 +604,16 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
     if not summary["passed"]:
         raise ValidationFailed(failure_message(summary), summary)
     return summary
+
+
+def _record_in_gx(lake: Lake, gate: Gate, validated_at: str) -> tuple[str, float]:
+    """The gate's results stored in the lake's GX project and its Data Docs updated (jobs/gx_artifacts.py):
+    (the Data Docs index URI, seconds it took, apart from the verdict's)."""
+    started = time.monotonic()
+    docs = record_gate(lake.uri, gate.day, gate.run_id, dt.datetime.fromisoformat(validated_at), gate.validated)
+    seconds = round(time.monotonic() - started, 2)
+    event(log, "validation results stored in the GX project, Data Docs updated", data_docs=docs, seconds=seconds)
+    return docs, seconds
 
 
 def _write_report(lake: Lake, day: dt.date, summary: dict[str, Any]) -> str:

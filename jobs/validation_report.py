@@ -10,6 +10,8 @@ import json
 from html import escape
 from typing import Any
 
+from jobs.gx_artifacts import docs_index_rel
+
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #1d1d1f; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
@@ -73,6 +75,17 @@ def _suite_details(name: str, outcomes: list[dict[str, Any]], rows: int | None) 
             f"<th>expectation</th><th>unexpected</th><th>details</th></tr>{body}</table></details>")
 
 
+def _docs_link(summary: dict[str, Any]) -> str:
+    """Where GX's Data Docs hold every expectation of this run and every date before it. The link is
+    relative (reports/validation/dt=D/ -> gx/...), so it works on a laptop and on S3 alike."""
+    if not summary.get("data_docs"):
+        return ""
+    engine = summary.get("engine", "fast")
+    return (f'<p id="data-docs">Every expectation with its observed values, and earlier dates: '
+            f'<a href="../../../{escape(docs_index_rel())}">Great Expectations Data Docs</a> '
+            f'(<code>{escape(summary["data_docs"])}</code>). Engine: <code>{escape(engine)}</code>.</p>')
+
+
 def render_html(summary: dict[str, Any]) -> str:
     passed = summary["passed"]
     verdict = ("PASSED: the marts may be loaded" if passed
@@ -89,6 +102,7 @@ def render_html(summary: dict[str, Any]) -> str:
 <p>Run <code>{escape(summary['run_id'])}</code>, validated at {escape(summary['validated_at'])} in
 {summary['seconds']} s: {summary['expectations']} expectations, {summary['critical_failures']} critical failure(s),
 {summary['warnings']} warning(s). Quarantine threshold {summary['max_quarantine_share']:.2%}.</p>
+{_docs_link(summary)}
 {"" if summary.get("complete", True) else
  '<p class="verdict failed" id="partial">Partial validation (--only): it never clears the load.</p>'}
 <h2>Critical failures (these block the load)</h2>

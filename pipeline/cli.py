@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--only", metavar="LAYER/NAME,...",
                           help="check only these outputs (e.g. marts/dim_games), to re-check one after a fix; "
                                "a partial validation never clears the load")
+    validate.add_argument("--engine", choices=("fast", "gx"),
+                          help="fast (default): the one-pass evaluator decides what passes, GX explains failures; "
+                               "gx: GX's own Spark engine evaluates every expectation, the slower reference "
+                               "(setting validation.engine)")
     _accept_arg(validate)
     validate.set_defaults(handler=_cmd_validate)
 
@@ -162,6 +166,13 @@ def _accept_arg(parser: argparse.ArgumentParser) -> None:
                              "collapsing fact) warn instead of blocking the load (setting guards.accept_dates)")
 
 
+def check_user_expectations(settings: Settings) -> None:
+    """Read and check the users' own GX suites now, so a typo in one is exit 2 before any Spark work."""
+    from pipeline.steps import user_suites
+
+    user_suites(settings)
+
+
 def _spark(settings: Settings, purpose: str) -> Any:
     from pipeline.steps import SparkHandle
 
@@ -210,6 +221,7 @@ def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.config import name_list
 
+    check_user_expectations(settings)
     only = name_list(args.only) if args.only else None
     scope = f" (only {', '.join(only)})" if only else ""
     return _single(settings, args.date, "validate", f"validated dt={args.date}{scope}: passed", only=only,
@@ -240,6 +252,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--from-step {args.from_step} comes after --to-step {args.to_step}: nothing would run")
     if args.accept_changes and args.catchup:
         raise ConfigError("--accept-changes goes with --date (accept the changes of a date you checked)")
+    check_user_expectations(settings)
     spark = _spark(settings, "run")
     if args.catchup:
         return _run_range(settings, spark, None, args.until or _yesterday(), args.force)
@@ -278,6 +291,7 @@ def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.d
 def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if args.date_to < args.date_from:
         raise ConfigError(f"--to {args.date_to} is before --from {args.date_from}")
+    check_user_expectations(settings)
     return _run_range(settings, _spark(settings, "backfill"), args.date_from, args.date_to, args.force)
 
 
@@ -303,6 +317,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         flags["lake.uri"] = args.lake
     if getattr(args, "log_format", None):
         flags["log.format"] = args.log_format
+    if getattr(args, "engine", None):
+        flags["validation.engine"] = args.engine
     return load_settings(flags, env_name=getattr(args, "env", None), conf_path=getattr(args, "conf", None))
 
 

@@ -281,6 +281,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("marts.top_n", 100, positive_int, "MARTS_TOP_N", "Rows of each marketing mart."),
     Setting("validation.max_quarantine_share", 0.01, ratio, "VALIDATION_MAX_QUARANTINE_SHARE",
             "Largest share of an entity's raw lines that may be quarantined before validation blocks the load."),
+    Setting("validation.expectations_dir", None, optional_str, "VALIDATION_EXPECTATIONS_DIR",
+            "Folder (or s3:// prefix) of your own GX suites, <layer>/<dataset>.json. Unset: conf/expectations."),
+    Setting("validation.engine", "fast", choice("fast", "gx"), "VALIDATION_ENGINE",
+            "fast: the one-pass evaluator decides what passes and GX explains failures; gx: GX's own Spark "
+            "engine evaluates every expectation (the reference, slower)."),
     Setting("database.url", None, database_url, "DATABASE_URL",
             "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True),
     Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),

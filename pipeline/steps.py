@@ -142,6 +142,14 @@ def transform_step(ctx: RunContext) -> StepResult:
     )
 
 
+def user_suites(settings: Settings) -> dict[str, Any]:
+    """The users' own GX suites by output, read and checked (ConfigError, exit 2, when one is wrong)."""
+    from jobs.user_expectations import expectations_folder, read_user_suites
+    from pipeline.config import PROJECT_ROOT
+
+    return read_user_suites(expectations_folder(settings.validation_expectations_dir, PROJECT_ROOT))
+
+
 def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_changes: bool = False
                   ) -> StepResult:
     from jobs.datasets import Severity
@@ -151,11 +159,13 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
 
     transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
     settings = ctx.settings
+    user = user_suites(settings)  # before Spark starts too: a wrong suite file is a config error
     limits = Limits(settings.guards_max_deleted_share, settings.guards_max_drop_share,
                     Severity(settings.guards_severity),
                     accepted=accept_changes or ctx.day in settings.guards_accept_dates)
     summary = run_validation(ctx.spark.get(), ctx.lake, ctx.day, ctx.run_id, settings.validation_max_quarantine_share,
-                             only=only, limits=limits, last_loaded=last_loaded_before(ctx.lake, ctx.day))
+                             only=only, limits=limits, last_loaded=last_loaded_before(ctx.lake, ctx.day),
+                             user=user, engine=settings.validation_engine)
     lines = [f"{summary['expectations']} expectations passed, {summary['warnings']} warning(s)"
              + ("" if summary["complete"] else f" (only {', '.join(only or ())})")
              + (" (changes accepted)" if limits.accepted else "")]

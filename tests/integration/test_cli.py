@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -143,3 +144,20 @@ def test_transform_before_ingest_names_the_missing_step(tmp_path: Path) -> None:
     result = run_cli("transform", "--date", DAY.isoformat(), cwd=tmp_path)
     assert result.returncode == 1
     assert f"has no _manifest.json: run `igdb-pipeline ingest --date {DAY}` first" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["validate", "--date", DAY.isoformat()], ["run", "--date", DAY.isoformat()],
+                                     ["backfill", "--from", DAY.isoformat(), "--to", DAY.isoformat()]])
+def test_a_wrong_user_expectation_exits_2_before_any_work(command: list[str], tmp_path: Path) -> None:
+    """A typo in conf/expectations is found before ingest or Spark start, naming the file and entry."""
+    suite = tmp_path / "conf" / "expectations" / "marts" / "dim_games.json"
+    suite.parent.mkdir(parents=True)
+    suite.write_text(json.dumps({"expectations": [{"type": "expect_column_values_to_not_be_null",
+                                                   "kwargs": {"column": "ratting"}}]}), encoding="utf-8")
+
+    result = run_cli(*command, cwd=tmp_path)  # conf/expectations of the working folder, as documented
+
+    assert result.returncode == 2, result.stderr
+    assert f"{suite}, expectation 1: expect_column_values_to_not_be_null names column(s) ratting" in result.stderr
+    assert "SparkContext" not in result.stderr and "Setting default log level" not in result.stderr
+    assert not (tmp_path / "lake").exists()

@@ -23,6 +23,7 @@ from jobs.rule_pass import (
     bitmap_pays,
     bounds_wanted,
     key_columns,
+    measurable,
     measure_suite,
     rejected_rows,
     rows_in_repeated_keys,
@@ -111,10 +112,11 @@ def test_the_group_by_for_keys_reads_the_frame_it_is_given(spark) -> None:
 
 
 def test_every_declared_suite_is_measurable(spark) -> None:  # a rule's predicate is a Column: it needs the session
+    """The generated suites never fall back to GX's engine: that is the gate's speed."""
     for ds in (*STAGING, *MARTS):
         for expectation in dataset_suite(ds, DAY, NOW).expectations:
-            # raises for a rule the pass cannot measure; schema and table rules need no predicate
-            rejected_rows(expectation)
+            assert measurable(expectation), (ds.rel_path, expectation.expectation_type)
+            rejected_rows(expectation)  # schema and table rules need no predicate
     keyed = [key_columns(e) for e in dataset_suite(MARTS[0], DAY, NOW).expectations if key_columns(e)]
     assert keyed == [list(MARTS[0].key)]
 
@@ -122,6 +124,27 @@ def test_every_declared_suite_is_measurable(spark) -> None:  # a rule's predicat
 def test_an_unknown_rule_is_refused_not_passed() -> None:
     with pytest.raises(ValueError, match="expect_column_values_to_match_regex has no one-pass measure"):
         rejected_rows(gxe.ExpectColumnValuesToMatchRegex(column="name", regex="^x"))
+
+
+def test_what_the_pass_cannot_decide_as_gx_does_is_left_to_gx(spark) -> None:
+    """Another type, or arguments that change GX's verdict (mostly, row_condition, a suite
+    parameter), get no measure (None) instead of a guess; GX's own defaults change nothing."""
+    frame = spark.createDataFrame(ROWS, SCHEMA)
+    left = [gxe.ExpectColumnValuesToMatchRegex(column="name", regex="^x"),
+            gxe.ExpectColumnValuesToNotBeNull(column="name", mostly=0.5),
+            gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=0, max_value=100,
+                                              row_condition='col("game_id")>1', condition_parser="great_expectations"),
+            gxe.ExpectColumnValuesToBeBetween(column="rating", min_value={"$PARAMETER": "low"}, max_value=100)]
+    kept = [gxe.ExpectColumnValuesToNotBeNull(column="name", mostly=1.0),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["game_id", "name"],
+                                                ignore_row_if="all_values_are_missing")]
+    suite = gx.ExpectationSuite(name="mixed", expectations=[*left, *kept])
+
+    _, measures = measure_suite(suite, frame)
+
+    assert measures[:len(left)] == [None] * len(left)
+    assert all(m is not None for m in measures[len(left):])
+    assert measures[len(left)].unexpected_count == 2  # the two null names of ROWS
 
 
 def test_small_frames_are_built_in_the_jvm(spark) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -30,6 +31,7 @@ from jobs.datasets import MARTS, STAGING, Layer, dataset
 from jobs.transform import run_transform
 from jobs.validation import ValidationFailed, known_ids, run_validation, with_orphans
 from pipeline.lake import LocalLake
+from tests.browser import rendered_dom
 from tests.conftest import DAY, FAST_LIMITS, settings_for
 
 
@@ -362,8 +364,6 @@ def test_the_failure_message_names_expectations_samples_and_report(spark, clean,
     assert failed.value.exit_code == 3
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
 class _Table(HTMLParser):
@@ -391,15 +391,12 @@ class _Table(HTMLParser):
 
 
 def test_the_html_report_shows_the_failed_expectations_in_chromium(spark, clean, tmp_path: Path) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: `make test` installs it (make browser)"
     lake_dir = _copy(clean, tmp_path)
     game = _rate_140(spark, lake_dir)
     _fails(spark, lake_dir, ["marts/dim_games"])
     page = lake_dir / "reports" / "validation" / f"dt={DAY}" / "index.html"
 
-    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = rendered_dom(page, tmp_path / "profile")
 
     failures = _Table("critical-failures")
     failures.feed(dom)
@@ -409,6 +406,9 @@ def test_the_html_report_shows_the_failed_expectations_in_chromium(spark, clean,
     assert "marts/dim_games" in rows[0] and "rating between 0 and 100" in rows[0]
     assert f'"game_id": {game}' in rows[0] and "140.0" in rows[0]
     assert "FAILED: 1 critical expectation(s) failed, the load is blocked" in dom
+    docs = re.search(r'id="data-docs">.*?<a href="([^"]+)"', dom, flags=re.S)
+    linked = (page.parent / docs.group(1)).resolve() if docs else None
+    assert linked == lake_dir.resolve() / "gx/uncommitted/data_docs/local_site/index.html" and linked.is_file()
 
 
 def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp_path: Path, pg_url, pg_schema,

@@ -1,0 +1,191 @@
+"""Both engines of the gate agree, on real IGDB data and on outputs broken on purpose.
+
+The fast engine (the default) decides with the one-pass evaluator and its footer proofs and asks
+GX only about failures and what it cannot measure; the reference engine (`--engine gx`) asks
+GX's own Spark engine about every expectation. For every expectation of every suite, both must
+give the same verdict and the same unexpected count, and the fast engine must never have
+overruled itself (no `disagreements`). The users' own suites (conf/expectations) ride along, with
+rules of both kinds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ingestion.ingest import ingest
+from ingestion.sandbox.server import start_sandbox
+from jobs.transform import run_transform
+from jobs.user_expectations import read_user_suites
+from jobs.validation import ValidationFailed, run_validation
+from pipeline.lake import LocalLake
+from tests.browser import data_docs_index_rows, rendered_dom, visible_text
+from tests.conftest import FAST_LIMITS, settings_for
+from tests.jobs.real_store import real_store
+
+DAY = dt.date(2026, 11, 20)
+NOW = dt.datetime(2026, 11, 21, 6, 0)
+
+# what a data engineer would add to the catalogue, in GX's own suite format
+USER_SUITE = {
+    "name": "marts/dim_games",
+    "expectations": [
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "name", "regex": r"^\S"},
+         "meta": {"why": "a name never starts with white space"}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "total_rating", "min_value": 10, "max_value": 100, "mostly": 0.5}},
+        {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "name", "min_value": 1,
+                                                                          "max_value": 200}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "aggregated_rating"},
+         "severity": "warning"},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "rating_count", "min_value": 0}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def samples(spark, tmp_path_factory) -> dict[str, Any]:
+    """D of the real samples, transformed; the users' suite folder beside it."""
+    root = tmp_path_factory.mktemp("engines")
+    lake_dir = root / "lake"
+    sandbox = start_sandbox(real_store(), limits=FAST_LIMITS)
+    try:
+        ingest(settings_for(sandbox, lake_dir), DAY, "v1")
+    finally:
+        sandbox.stop()
+    run_transform(spark, LocalLake(lake_dir), DAY, top_n=20)
+    folder = root / "expectations" / "marts"
+    folder.mkdir(parents=True)
+    (folder / "dim_games.json").write_text(json.dumps(USER_SUITE), encoding="utf-8")
+    return {"lake": lake_dir, "user": read_user_suites(str(folder.parent))}
+
+
+def _rewrite(spark, lake_dir: Path, rel: str, change: Callable[[DataFrame], DataFrame]) -> None:
+    """Replace an output's dt=D files with `change` applied to them (materialized first)."""
+    folder = lake_dir / rel / f"dt={DAY}"
+    frame = change(spark.read.parquet(str(folder)))
+    rows, schema = frame.collect(), frame.schema
+    shutil.rmtree(folder)
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(folder))
+
+
+def _break_everything(spark, lake_dir: Path) -> None:
+    """One broken output per kind of fault, each on its own output so every one shows."""
+    first = F.col("game_id") == F.lit(spark.read.parquet(str(lake_dir / f"marts/dim_games/dt={DAY}"))
+                                      .agg(F.min("game_id")).first()[0])
+    # nulls where none may be, and a name the users' regex refuses
+    _rewrite(spark, lake_dir, "marts/dim_games", lambda df: df.withColumn(
+        "name", F.when(first, F.lit(None)).when(F.col("game_id") % 7 == 0, F.concat(F.lit(" "), "name"))
+        .otherwise(F.col("name"))))
+    # out-of-range values
+    _rewrite(spark, lake_dir, "staging/games", lambda df: df.withColumn(
+        "rating", F.when(first, F.lit(140.0)).otherwise(F.col("rating"))).withColumn(
+        "rating_count", F.when(first, F.lit(-1)).otherwise(F.col("rating_count"))))
+    # a duplicated key
+    _rewrite(spark, lake_dir, "marts/game_genres", lambda df: df.unionByName(df.limit(2)))
+    # orphans: a game the catalogue lacks
+    _rewrite(spark, lake_dir, "marts/game_platforms", lambda df: df.unionByName(
+        df.limit(3).withColumn("game_id", F.col("game_id") + F.lit(10**12))))
+    # a wrong type
+    _rewrite(spark, lake_dir, "marts/dim_genres", lambda df: df.withColumn("genre_id", F.col("genre_id").cast("int")))
+    # an empty output
+    _rewrite(spark, lake_dir, "marts/dim_game_modes", lambda df: df.limit(0))
+
+
+BROKEN = ["marts/dim_games", "staging/games", "marts/game_genres", "marts/game_platforms", "marts/dim_genres",
+          "marts/dim_game_modes"]
+
+
+def _gate(spark, lake_dir: Path, user: dict[str, Any], engine: str, only: list[str] | None) -> dict[str, Any]:
+    try:
+        return run_validation(spark, LocalLake(lake_dir), DAY, engine, now=NOW, user=user, engine=engine, only=only)
+    except ValidationFailed as failed:
+        return failed.summary
+
+
+def _verdicts(summary: dict[str, Any]) -> dict[str, list[tuple[str, str, bool, int | None]]]:
+    """Per suite, in its order: each expectation's type, description, verdict and unexpected count."""
+    return {suite: [(o["expectation"], o["description"], o["success"], o["unexpected_count"]) for o in outcomes]
+            for suite, outcomes in summary["suites"].items()}
+
+
+def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, only: list[str] | None = None
+                          ) -> dict[str, Any]:
+    with caplog.at_level(logging.ERROR, logger="great_expectations"):
+        fast, reference = _gate(spark, lake_dir, user, "fast", only), _gate(spark, lake_dir, user, "gx", only)
+    # both runs were recorded in the lake's GX project: Data Docs rendered every page of them
+    assert not [r.getMessage()[:300] for r in caplog.records if r.name.startswith("great_expectations")]
+    assert fast["engine"] == "fast" and reference["engine"] == "gx"
+    assert fast["disagreements"] == [] and reference["disagreements"] == []
+    assert fast["user_suites"] == ["marts/dim_games"]
+    ours, theirs = _verdicts(fast), _verdicts(reference)
+    assert ours.keys() == theirs.keys()
+    for suite in ours:
+        assert ours[suite] == theirs[suite], suite
+    assert fast["passed"] == reference["passed"] and fast["rows"] == reference["rows"]
+    return fast
+
+
+def test_both_engines_agree_on_every_expectation_of_real_data(spark, samples, caplog) -> None:
+    """Every output of the date, every generated rule and the users' own."""
+    summary = _assert_engines_agree(spark, samples["lake"], samples["user"], caplog)
+
+    # real data: the catalogue's own rules pass, the users' warning on sparse critic ratings fires
+    users = {o["description"]: o for o in summary["suites"]["marts/dim_games"]
+             if o["expectation"] in {e["type"] for e in USER_SUITE["expectations"]}}
+    assert len(summary["suites"]["marts/dim_games"]) > len(USER_SUITE["expectations"])
+    release = next(o for o in summary["warned"] if o["column"] == "aggregated_rating")
+    assert release["severity"] == "warning" and release["unexpected_count"] > 0
+    assert users and not summary["failures"]
+
+
+def test_both_engines_agree_on_outputs_broken_every_way(spark, samples, tmp_path: Path, caplog) -> None:
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(samples["lake"], lake_dir)
+    _break_everything(spark, lake_dir)
+
+    summary = _assert_engines_agree(spark, lake_dir, samples["user"], caplog, only=BROKEN)  # the clean ones: above
+
+    failed = {(f["suite"], f["expectation"], f.get("column")) for f in summary["failures"] + summary["warned"]}
+    assert {("marts/dim_games", "expect_column_values_to_not_be_null", "name"),
+            ("marts/dim_games", "expect_column_values_to_match_regex", "name"),
+            ("staging/games", "expect_column_values_to_be_between", "rating"),
+            ("staging/games", "expect_column_values_to_be_between", "rating_count"),
+            ("marts/game_genres", "expect_compound_columns_to_be_unique", None),
+            ("marts/game_platforms", "expect_column_values_to_be_null", "orphan_game_id"),
+            ("marts/dim_genres", "expect_column_values_to_be_of_type", "genre_id"),
+            ("marts/dim_game_modes", "expect_table_row_count_to_be_between", None)} <= failed
+    assert not summary["passed"]
+
+
+def test_a_users_expectation_blocks_the_date_and_shows_in_data_docs(spark, samples, tmp_path: Path) -> None:
+    """The Done-when of user expectations: added in JSON, it blocks a bad date, and GX's Data Docs
+    (rendered in Chromium) show it failed with the offending value."""
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(samples["lake"], lake_dir)
+    _rewrite(spark, lake_dir, "marts/dim_games", lambda df: df.withColumn(
+        "name", F.when(F.col("game_id") % 7 == 0, F.concat(F.lit(" "), "name")).otherwise(F.col("name"))))
+
+    summary = _gate(spark, lake_dir, samples["user"], "fast", ["marts/dim_games"])
+
+    (failure,) = summary["failures"]
+    assert failure["expectation"] == "expect_column_values_to_match_regex" and failure["unexpected_count"] > 0
+    sample = failure["samples"][0]["name"]
+    assert sample.startswith(" ")
+    site = Path(summary["data_docs"]).parent
+    index = rendered_dom(site / "index.html", tmp_path / "profile")
+    rows = {(run, suite): (link, verdict) for run, suite, link, verdict in data_docs_index_rows(index)}
+    link, verdict = rows["fast", "marts.dim_games"]
+    assert verdict == "Failed"
+    page = visible_text(rendered_dom(site / link.replace("%3D", "="), tmp_path / "profile"))
+    shown = page[page.index("values must match this regular expression"):]
+    assert "unexpected value" in shown and sample.strip() in shown
