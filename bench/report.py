@@ -106,7 +106,13 @@ def _validate(r: Result) -> Row:
         measured=f"{r['validate_seconds']:.1f} s for {r['expectations']} expectations over "
                  f"{r['rows_validated']:,} rows ({r['games']:,} games), after the transform in one run"
                  + (f"; alone in a fresh process {r['alone_validate_seconds']:.1f} s (ratio {r['ratio_alone']:.2f})"
-                    if "alone_validate_seconds" in r else ""),
+                    if "alone_validate_seconds" in r else "")
+                 + (f"; GX project + Data Docs {r['docs_seconds']:.1f} s more "
+                    f"(step {r['ratio_step_over_transform']:.2f})"
+                    if r.get("docs_seconds") is not None else "")
+                 + (f"; reference engine `--engine gx` alone {r['gx_engine_seconds']:.1f} s "
+                    f"({r['ratio_gx_engine_over_fast']:.1f}x, same verdicts: {r['engines_agree']})"
+                    if "gx_engine_seconds" in r else ""),
         baseline=f"{r['transform_seconds']:.1f} s: the transform of the same data",
         ratio=ratio, met=ratio <= goal, seconds=r["validate_seconds"], baseline_seconds=r["transform_seconds"],
         goal_seconds=goal * r["transform_seconds"])

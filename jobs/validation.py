@@ -107,10 +107,9 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _outcome(suite: str, result: Any, expectation: Any = None) -> Outcome:
-    """GX's result in the report's words; named and graded by `expectation` when given (the suite's
-    own, which a result of the same signature may not be: a user's copy of a generated rule)."""
-    config = expectation.configuration if expectation is not None else result.expectation_config
+def _outcome(suite: str, result: Any) -> Outcome:
+    """GX's result in the report's words."""
+    config = result.expectation_config
     found = result.result or {}
     exception = result.exception_info or {}
     raised = exception.get("raised_exception") if isinstance(exception, dict) else False
@@ -169,7 +168,7 @@ class GxRunner:
             definition = self.context.validation_definitions.add(
                 self._gx.ValidationDefinition(name=name, data=batch, suite=added))
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
-        by_id = {r.expectation_config.id: r for r in result.results}
+        by_id = {r.expectation_config.id: r for r in result.results if r.expectation_config is not None}
         return [by_id[e.id] for e in added.expectations]
 
     def explain(self, suite: Any, frame: DataFrame, index_columns: Sequence[str],
@@ -180,7 +179,7 @@ class GxRunner:
                   "unexpected_index_column_names": list(index_columns)}
         picked = [i for i in range(len(suite.expectations)) if i in positions]
         results = self._results(narrowed(suite, set(picked)), frame, detail)
-        return {i: _outcome(suite.name, result, suite.expectations[i]) for i, result in zip(picked, results, strict=True)}
+        return {i: _outcome(suite.name, result) for i, result in zip(picked, results, strict=True)}
 
     def evaluate(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
         """Every expectation of the suite through GX's own engine, each with its unexpected count
@@ -193,8 +192,7 @@ class GxRunner:
         verdicts = self._results(suite, frame, "BOOLEAN_ONLY")
         failed = {i for i, result in enumerate(verdicts) if not result.success}
         explained = self.explain(suite, frame, index_columns, failed) if failed else {}
-        return [explained.get(i) or _outcome(suite.name, result, e)
-                for i, (result, e) in enumerate(zip(verdicts, suite.expectations, strict=True))]
+        return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
 
 
 @dataclass(frozen=True)
@@ -606,13 +604,20 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
     return summary
 
 
-def _record_in_gx(lake: Lake, gate: Gate, validated_at: str) -> tuple[str, float]:
+def _record_in_gx(lake: Lake, gate: Gate, validated_at: str) -> tuple[str | None, float]:
     """The gate's results stored in the lake's GX project and its Data Docs updated (jobs/gx_artifacts.py):
-    (the Data Docs index URI, seconds it took, apart from the verdict's)."""
+    (the Data Docs index URI, seconds it took, apart from the verdict's). A failure to record is
+    logged as an error and leaves the URI None: the verdict stands either way."""
     started = time.monotonic()
-    docs = record_gate(lake.uri, gate.day, gate.run_id, dt.datetime.fromisoformat(validated_at), gate.validated)
+    try:
+        docs: str | None = record_gate(lake.uri, gate.day, gate.run_id, dt.datetime.fromisoformat(validated_at),
+                                       gate.validated)
+    except Exception as exc:  # noqa: BLE001 - documentation of a verdict never overturns it; the error is reported
+        docs = None
+        event(log, f"the GX project and Data Docs could not be updated: {exc}", level=logging.ERROR)
     seconds = round(time.monotonic() - started, 2)
-    event(log, "validation results stored in the GX project, Data Docs updated", data_docs=docs, seconds=seconds)
+    if docs:
+        event(log, "validation results stored in the GX project, Data Docs updated", data_docs=docs, seconds=seconds)
     return docs, seconds
 
 
@@ -636,5 +641,7 @@ def failure_message(summary: dict[str, Any], shown: int = 5) -> str:
     if len(failures) > shown:
         lines.append(f"  ... and {len(failures) - shown} more")
     lines.append(f"  report: {summary.get('report', REPORT_DIR.format(day=summary['dt']))}")
+    if summary.get("data_docs"):
+        lines.append(f"  data docs: {summary['data_docs']}")
     return "\n".join(lines)
 

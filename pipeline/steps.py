@@ -172,10 +172,12 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
     lines += [f"warning: {w['suite']}: {w['description']} ({w['unexpected_count']} unexpected)"
               for w in summary["warned"]]
     lines.append(f"report: {summary['report']}")
+    lines.append(f"data docs: {summary['data_docs'] or 'not updated (see the error above)'}")
     return StepResult(
         rows_in=sum(summary["rows"].values()),
         details={"expectations": summary["expectations"], "warnings": summary["warned"],
-                 "complete": summary["complete"], "report": summary["report"],
+                 "complete": summary["complete"], "report": summary["report"], "engine": summary["engine"],
+                 "data_docs": summary["data_docs"],
                  "accepted_changes": limits.accepted},
         lines=lines,
         complete=summary["complete"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,11 @@ def test_the_folder_is_the_setting_else_conf_expectations_when_present(tmp_path:
     assert expectations_folder("s3://bucket/conf/expectations", tmp_path) == "s3://bucket/conf/expectations"
     with pytest.raises(ConfigError, match="VALIDATION_EXPECTATIONS_DIR"):
         expectations_folder(str(tmp_path / "missing"), tmp_path)
+
+
+def test_the_readme_shows_the_examples_as_they_are() -> None:
+    """The README's two worked examples are the files under docs/examples/expectations, word for word."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, flags=re.S)]
+    files = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(EXAMPLES.rglob("*.json"))]
+    assert sorted(shown, key=json.dumps) == sorted(files, key=json.dumps)
