@@ -314,18 +314,19 @@ def _checkpoint(context: FileDataContext, suites: Sequence[gx.ExpectationSuite])
         except KeyError:
             batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
         if suite.name not in definitions:
-            definitions[suite.name] = context.validation_definitions.add_or_update(
+            # add, not add_or_update: the latter re-saves the suite and compares every expectation again
+            definitions[suite.name] = context.validation_definitions.add(
                 gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
             )
     if old is not None and len(old.validation_definitions) == len(definitions):
         return old
-    return context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=CHECKPOINT,
-            validation_definitions=list(definitions.values()),
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
-        )
+    checkpoint = gx.Checkpoint(
+        name=CHECKPOINT,
+        validation_definitions=list(definitions.values()),
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
     )
+    # a first checkpoint is added as it is; add_or_update would re-save each definition and its suite
+    return context.checkpoints.add(checkpoint) if old is None else context.checkpoints.add_or_update(checkpoint)
 
 
 def _expectation_result(expectation: Any, outcome: Outcome) -> ExpectationValidationResult:

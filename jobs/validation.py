@@ -515,12 +515,14 @@ def _guard_outcomes(runner: GxRunner, spark: SparkSession, lake: Lake, day: dt.d
 def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, max_quarantine_share: float = 0.01,
                    now: dt.datetime | None = None, only: Collection[str] | None = None,
                    limits: Limits | None = None, last_loaded: dt.date | None = None,
-                   user: Mapping[str, UserSuite] | None = None, engine: str = "fast") -> dict[str, Any]:
+                   user: Mapping[str, UserSuite] | None = None, engine: str = "fast",
+                   data_docs: bool = True) -> dict[str, Any]:
     """Validate every staging table and mart of D; write the report; return its summary.
 
     `user` holds the users' own suites by output (jobs/user_expectations.py), added to the
     generated ones. `engine` "fast" decides with the one-pass evaluator and asks GX only about
     failures and what it cannot measure; "gx" asks GX's own Spark engine about everything.
+    `data_docs`: record the gate in the lake's GX project and update its Data Docs.
 
     `only` limits the suites to some outputs ("layer/name"), to re-check one after a fix; such a
     summary says `complete: false`, and only a complete one lets the load run. The count
@@ -594,7 +596,8 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
         summary["accepted_changes"] = limits.accepted
         summary["last_loaded"] = None if last_loaded is None else last_loaded.isoformat()
         summary["transform_finished_at"] = report.get("finished_at")  # the load checks it is still current
-        summary["data_docs"], summary["docs_seconds"] = _record_in_gx(lake, gate, summary["validated_at"])
+        summary["data_docs"], summary["docs_seconds"] = (_record_in_gx(lake, gate, summary["validated_at"])
+                                                         if data_docs else (None, 0.0))
         summary["report"] = _write_report(lake, day, summary)
         event(log, "validation done", passed=summary["passed"], expectations=summary["expectations"],
               critical_failures=summary["critical_failures"], warnings=summary["warnings"],

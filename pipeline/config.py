@@ -283,6 +283,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest share of an entity's raw lines that may be quarantined before validation blocks the load."),
     Setting("validation.expectations_dir", None, optional_str, "VALIDATION_EXPECTATIONS_DIR",
             "Folder (or s3:// prefix) of your own GX suites, <layer>/<dataset>.json. Unset: conf/expectations."),
+    Setting("validation.data_docs", True, boolean, "VALIDATION_DATA_DOCS",
+            "Record each gate in the lake's GX project (gx/) and update its Data Docs."),
     Setting("validation.engine", "fast", choice("fast", "gx"), "VALIDATION_ENGINE",
             "fast: the one-pass evaluator decides what passes and GX explains failures; gx: GX's own Spark "
             "engine evaluates every expectation (the reference, slower)."),

@@ -165,14 +165,15 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
                     accepted=accept_changes or ctx.day in settings.guards_accept_dates)
     summary = run_validation(ctx.spark.get(), ctx.lake, ctx.day, ctx.run_id, settings.validation_max_quarantine_share,
                              only=only, limits=limits, last_loaded=last_loaded_before(ctx.lake, ctx.day),
-                             user=user, engine=settings.validation_engine)
+                             user=user, engine=settings.validation_engine, data_docs=settings.validation_data_docs)
     lines = [f"{summary['expectations']} expectations passed, {summary['warnings']} warning(s)"
              + ("" if summary["complete"] else f" (only {', '.join(only or ())})")
              + (" (changes accepted)" if limits.accepted else "")]
     lines += [f"warning: {w['suite']}: {w['description']} ({w['unexpected_count']} unexpected)"
               for w in summary["warned"]]
     lines.append(f"report: {summary['report']}")
-    lines.append(f"data docs: {summary['data_docs'] or 'not updated (see the error above)'}")
+    if settings.validation_data_docs:
+        lines.append(f"data docs: {summary['data_docs'] or 'not updated (see the error above)'}")
     return StepResult(
         rows_in=sum(summary["rows"].values()),
         details={"expectations": summary["expectations"], "warnings": summary["warned"],

@@ -105,9 +105,11 @@ BROKEN = ["marts/dim_games", "staging/games", "marts/game_genres", "marts/game_p
           "marts/dim_game_modes"]
 
 
-def _gate(spark, lake_dir: Path, user: dict[str, Any], engine: str, only: list[str] | None) -> dict[str, Any]:
+def _gate(spark, lake_dir: Path, user: dict[str, Any], engine: str, only: list[str] | None,
+          run_id: str | None = None) -> dict[str, Any]:
     try:
-        return run_validation(spark, LocalLake(lake_dir), DAY, engine, now=NOW, user=user, engine=engine, only=only)
+        return run_validation(spark, LocalLake(lake_dir), DAY, run_id or engine, now=NOW, user=user, engine=engine,
+                              only=only)
     except ValidationFailed as failed:
         return failed.summary
 
@@ -176,7 +178,7 @@ def test_a_users_expectation_blocks_the_date_and_shows_in_data_docs(spark, sampl
     _rewrite(spark, lake_dir, "marts/dim_games", lambda df: df.withColumn(
         "name", F.when(F.col("game_id") % 7 == 0, F.concat(F.lit(" "), "name")).otherwise(F.col("name"))))
 
-    summary = _gate(spark, lake_dir, samples["user"], "fast", ["marts/dim_games"])
+    summary = _gate(spark, lake_dir, samples["user"], "fast", ["marts/dim_games"], run_id="users-rule")
 
     (failure,) = summary["failures"]
     assert failure["expectation"] == "expect_column_values_to_match_regex" and failure["unexpected_count"] > 0
@@ -185,7 +187,7 @@ def test_a_users_expectation_blocks_the_date_and_shows_in_data_docs(spark, sampl
     site = Path(summary["data_docs"]).parent
     index = rendered_dom(site / "index.html", tmp_path / "profile")
     rows = {(run, suite): (link, verdict) for run, suite, link, verdict in data_docs_index_rows(index)}
-    link, verdict = rows["fast", "marts.dim_games"]
+    link, verdict = rows["users-rule", "marts.dim_games"]
     assert verdict == "Failed"
     page = visible_text(rendered_dom(site / link.replace("%3D", "="), tmp_path / "profile"))
     shown = page[page.index("values must match this regular expression"):]
