@@ -31,6 +31,7 @@ from pipeline.lake import LocalLake
 from tests.browser import data_docs_index_rows, rendered_dom, visible_text
 from tests.conftest import FAST_LIMITS, settings_for
 from tests.jobs.real_store import real_store
+from tests.unit.test_user_expectations import EXAMPLES
 
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 21, 6, 0)
@@ -63,10 +64,12 @@ def samples(spark, tmp_path_factory) -> dict[str, Any]:
     finally:
         sandbox.stop()
     run_transform(spark, LocalLake(lake_dir), DAY, top_n=20)
-    folder = root / "expectations" / "marts"
-    folder.mkdir(parents=True)
-    (folder / "dim_games.json").write_text(json.dumps(USER_SUITE), encoding="utf-8")
-    return {"lake": lake_dir, "user": read_user_suites(str(folder.parent))}
+    folder = root / "expectations"
+    (folder / "marts").mkdir(parents=True)
+    (folder / "marts" / "dim_games.json").write_text(json.dumps(USER_SUITE), encoding="utf-8")
+    # the README's freshness example: a suite parameter GX evaluates at run time
+    shutil.copytree(EXAMPLES / "staging", folder / "staging")
+    return {"lake": lake_dir, "user": read_user_suites(str(folder))}
 
 
 def _rewrite(spark, lake_dir: Path, rel: str, change: Callable[[DataFrame], DataFrame]) -> None:
@@ -129,7 +132,7 @@ def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, o
     assert fast["data_docs"] and reference["data_docs"]
     assert fast["engine"] == "fast" and reference["engine"] == "gx"
     assert fast["disagreements"] == [] and reference["disagreements"] == []
-    assert fast["user_suites"] == ["marts/dim_games"]
+    assert fast["user_suites"] == ["marts/dim_games", "staging/popularity_primitives"]
     ours, theirs = _verdicts(fast), _verdicts(reference)
     assert ours.keys() == theirs.keys()
     for suite in ours:
@@ -149,6 +152,9 @@ def test_both_engines_agree_on_every_expectation_of_real_data(spark, samples, ca
     release = next(o for o in summary["warned"] if o["column"] == "aggregated_rating")
     assert release["severity"] == "warning" and release["unexpected_count"] > 0
     assert users and not summary["failures"]
+    # the samples' popularity was calculated long before 2026: the freshness warning fires
+    stale = next(o for o in summary["warned"] if o["expectation"] == "expect_column_max_to_be_between")
+    assert stale["suite"] == "staging/popularity_primitives" and stale["column"] == "calculated_at"
 
 
 def test_both_engines_agree_on_outputs_broken_every_way(spark, samples, tmp_path: Path, caplog) -> None:
