@@ -63,7 +63,10 @@ def sandbox_environ(sandbox: RunningSandbox, lake: Path | str, **extra: Any) -> 
 
 
 def settings_for(sandbox: RunningSandbox, lake: Path | str, **extra: Any) -> Settings:
-    return load_settings(environ=sandbox_environ(sandbox, lake, **extra))
+    """Settings of an in-process run against a sandbox. Data Docs are off unless asked for: they
+    have tests of their own (tests/jobs/test_gx_artifacts.py, test_gate_engines.py, the CLI and
+    cluster runs), and would add seconds to every gate of the many-date tests."""
+    return load_settings(environ=sandbox_environ(sandbox, lake, **{"VALIDATION_DATA_DOCS": False, **extra}))
 
 
 def cli_environ(**extra: str) -> dict[str, str]:

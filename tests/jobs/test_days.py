@@ -67,10 +67,7 @@ def days(spark, pg_url, tmp_path_factory) -> Iterator[dict[str, Any]]:
 
     def settings(**extra: Any) -> Any:  # a full refresh only when a date asks for one
         return settings_for(sandbox, lake, **{"DATABASE_URL": pg_url, "DATABASE_SCHEMA": schema,
-                                              "MARTS_TOP_N": TOP_N, "INGEST_FULL_REFRESH_DAYS": 100,
-                                              # Data Docs are tested on their own; here they would
-                                              # only cost every date's gate a few seconds
-                                              "VALIDATION_DATA_DOCS": False, **extra})
+                                              "MARTS_TOP_N": TOP_N, "INGEST_FULL_REFRESH_DAYS": 100, **extra})
 
     def loaded_and_checked(day: dt.date) -> None:
         truth.fold(lake, day)

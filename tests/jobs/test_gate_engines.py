@@ -123,10 +123,13 @@ def _verdicts(summary: dict[str, Any]) -> dict[str, list[tuple[str, str, bool, i
             for suite, outcomes in summary["suites"].items()}
 
 
-def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, only: list[str] | None = None
-                          ) -> dict[str, Any]:
+def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, only: list[str] | None = None,
+                          run: str = "") -> dict[str, Any]:
+    """Both engines' gates of the lake's D agree; the fast one's summary. Recorded in the lake's GX
+    project as runs `<run>fast` and `<run>gx`."""
     with caplog.at_level(logging.ERROR):
-        fast, reference = _gate(spark, lake_dir, user, "fast", only), _gate(spark, lake_dir, user, "gx", only)
+        fast = _gate(spark, lake_dir, user, "fast", only, f"{run}fast")
+        reference = _gate(spark, lake_dir, user, "gx", only, f"{run}gx")
     # both runs were recorded in the lake's GX project: Data Docs rendered every page of them
     assert not [r.getMessage()[:300] for r in caplog.records if r.levelno >= logging.ERROR]
     assert fast["data_docs"] and reference["data_docs"]
@@ -157,12 +160,13 @@ def test_both_engines_agree_on_every_expectation_of_real_data(spark, samples, ca
     assert stale["suite"] == "staging/popularity_primitives" and stale["column"] == "calculated_at"
 
 
-def test_both_engines_agree_on_outputs_broken_every_way(spark, samples, tmp_path: Path, caplog) -> None:
+def test_both_engines_agree_on_outputs_broken_every_way_and_data_docs_show_a_users_rule_failing(
+        spark, samples, tmp_path: Path, caplog) -> None:
     lake_dir = tmp_path / "lake"
     shutil.copytree(samples["lake"], lake_dir)
     _break_everything(spark, lake_dir)
 
-    summary = _assert_engines_agree(spark, lake_dir, samples["user"], caplog, only=BROKEN)  # the clean ones: above
+    summary = _assert_engines_agree(spark, lake_dir, samples["user"], caplog, only=BROKEN, run="broken-")
 
     failed = {(f["suite"], f["expectation"], f.get("column")) for f in summary["failures"] + summary["warned"]}
     assert {("marts/dim_games", "expect_column_values_to_not_be_null", "name"),
@@ -175,25 +179,15 @@ def test_both_engines_agree_on_outputs_broken_every_way(spark, samples, tmp_path
             ("marts/dim_game_modes", "expect_table_row_count_to_be_between", None)} <= failed
     assert not summary["passed"]
 
-
-def test_a_users_expectation_blocks_the_date_and_shows_in_data_docs(spark, samples, tmp_path: Path) -> None:
-    """The Done-when of user expectations: added in JSON, it blocks a bad date, and GX's Data Docs
-    (rendered in Chromium) show it failed with the offending value."""
-    lake_dir = tmp_path / "lake"
-    shutil.copytree(samples["lake"], lake_dir)
-    _rewrite(spark, lake_dir, "marts/dim_games", lambda df: df.withColumn(
-        "name", F.when(F.col("game_id") % 7 == 0, F.concat(F.lit(" "), "name")).otherwise(F.col("name"))))
-
-    summary = _gate(spark, lake_dir, samples["user"], "fast", ["marts/dim_games"], run_id="users-rule")
-
-    (failure,) = summary["failures"]
-    assert failure["expectation"] == "expect_column_values_to_match_regex" and failure["unexpected_count"] > 0
-    sample = failure["samples"][0]["name"]
-    assert sample.startswith(" ")
+    # the Done-when of users' rules: added in JSON, it blocks the date (critical), and GX's Data Docs,
+    # rendered in Chromium, show it failed with the offending value
+    regex = next(f for f in summary["failures"] if f["expectation"] == "expect_column_values_to_match_regex")
+    sample = regex["samples"][0]["name"]
+    assert sample.startswith(" ") and regex["unexpected_count"] > 0
     site = Path(summary["data_docs"]).parent
     index = rendered_dom(site / "index.html", tmp_path / "profile")
     rows = {(run, suite): (link, verdict) for run, suite, link, verdict in data_docs_index_rows(index)}
-    link, verdict = rows["users-rule", "marts.dim_games"]
+    link, verdict = rows["broken-fast", "marts.dim_games"]
     assert verdict == "Failed"
     page = visible_text(rendered_dom(site / link.replace("%3D", "="), tmp_path / "profile"))
     shown = page[page.index("values must match this regular expression"):]

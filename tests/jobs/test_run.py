@@ -96,8 +96,7 @@ def story(spark, pg_url, tmp_path_factory) -> Iterator[dict[str, Any]]:
 
     def settings(**extra: Any) -> Any:
         return settings_for(sandbox, lake, DATABASE_URL=pg_url, DATABASE_SCHEMA=schema, MARTS_TOP_N=20,
-                            SLACK_WEBHOOK_URL=webhook.url, IGDB_MAX_ATTEMPTS=2, IGDB_RETRY_ROUNDS=0,
-                            VALIDATION_DATA_DOCS=False, **extra)  # Data Docs are tested on their own
+                            SLACK_WEBHOOK_URL=webhook.url, IGDB_MAX_ATTEMPTS=2, IGDB_RETRY_ROUNDS=0, **extra)
 
     def ledger(day: dt.date) -> dict[str, tuple[str, str]]:
         return _ledger_ids(pg_url, schema, day)

@@ -13,6 +13,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from jobs.user_expectations import expectations_folder, read_user_suites
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import ConfigError
+from tests.conftest import BUCKET
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples" / "expectations"
 NOT_NULL = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "name"}}
@@ -106,3 +107,21 @@ def test_the_readme_shows_the_examples_as_they_are() -> None:
     shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, flags=re.S)]
     files = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(EXAMPLES.rglob("*.json"))]
     assert sorted(shown, key=json.dumps) == sorted(files, key=json.dumps)
+
+
+def test_suites_under_an_s3_prefix_read_as_the_same_folder_does(aws_endpoint: str) -> None:
+    """On EMR the folder is uploaded beside the bundle and named by VALIDATION_EXPECTATIONS_DIR."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    for path in EXAMPLES.rglob("*.json"):
+        s3.put_object(Bucket=BUCKET, Key=f"conf/expectations/{path.relative_to(EXAMPLES)}", Body=path.read_bytes())
+
+    from_s3 = read_user_suites(f"s3://{BUCKET}/conf/expectations")
+
+    local = read_user_suites(str(EXAMPLES))
+    assert sorted(from_s3) == sorted(local)
+    for output, suite in from_s3.items():
+        assert suite.source == f"s3://{BUCKET}/conf/expectations/{output}.json"
+        assert [e.configuration.to_json_dict() for e in suite.expectations] == \
+            [e.configuration.to_json_dict() for e in local[output].expectations]
