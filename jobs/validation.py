@@ -183,13 +183,13 @@ class GxRunner:
 
     def evaluate(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
         """Every expectation of the suite through GX's own engine, each with its unexpected count
-        (and samples when it fails): the reference engine (`validate --engine gx`)."""
-        explained = self.explain(suite, frame, index_columns, range(len(suite.expectations)))
-        return [explained[i] for i in range(len(suite.expectations))]
+        (BASIC results), the failures explained: the reference engine (`validate --engine gx`)."""
+        return self.run(suite, frame, index_columns, "BASIC")
 
-    def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str]) -> list[Outcome]:
+    def run(self, suite: Any, frame: DataFrame, index_columns: Sequence[str],
+            result_format: str = "BOOLEAN_ONLY") -> list[Outcome]:
         """Validate all of `frame` with GX; outcomes in the suite's order (GX returns its own order)."""
-        verdicts = self._results(suite, frame, "BOOLEAN_ONLY")
+        verdicts = self._results(suite, frame, result_format)
         failed = {i for i, result in enumerate(verdicts) if not result.success}
         explained = self.explain(suite, frame, index_columns, failed) if failed else {}
         return [explained.get(i) or _outcome(suite.name, result) for i, result in enumerate(verdicts)]
@@ -412,16 +412,23 @@ class Checked:
     disagreements: list[dict[str, Any]] = field(default_factory=list)
 
 
+@contextmanager
+def _cached(frame: DataFrame) -> Iterator[DataFrame]:
+    """The frame cached while GX makes its several passes over it."""
+    cached = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
+
+
 def _explained(runner: GxRunner, suite: Any, checked: DataFrame, key: Sequence[str],
                positions: Collection[int]) -> dict[int, Outcome]:
-    """GX's outcome of these expectations over `checked`, cached while GX makes its passes."""
+    """GX's outcome of these expectations over `checked`."""
     if not positions:
         return {}
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        return runner.explain(suite, checked, key, positions)
-    finally:
-        checked.unpersist()
+    with _cached(checked) as cached:
+        return runner.explain(suite, cached, key, positions)
 
 
 def _disagreements(suite: Any, measures: Sequence[Measure | None], explained: Mapping[int, Outcome]
@@ -449,9 +456,8 @@ def _validate_dataset(runner: GxRunner, ds: Dataset, written: Written, known: Ma
     began, frame = time.monotonic(), written.frame
     suite = dataset_suite(ds, day, now, targets, user)
     if engine == "gx":
-        checked = Checked(_rows_of(written), suite,
-                          list(_explained(runner, suite, with_orphans(frame, ds, known), ds.key,
-                                          range(len(suite.expectations))).values()))
+        with _cached(with_orphans(frame, ds, known)) as cached:
+            checked = Checked(_rows_of(written), suite, runner.evaluate(suite, cached, ds.key))
     else:
         checked = _measured(runner, ds, written, known, suite, same_files, targets)
     event(log, f"validated {ds.rel_path}", rows=checked.rows, failed=sum(not o.success for o in checked.outcomes),

@@ -160,3 +160,12 @@ def pg_schema(pg_url) -> Iterator[str]:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
     finally:
         conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a slow test first, each file's own order kept. `make test` hands whole files
+    to its two workers in collection order (--dist loadfile): started first, the few long files
+    run side by side while the many short ones even out the end, instead of one long file
+    starting last and running alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -44,6 +44,8 @@ from reliability.checks import parquet_rows, table_digests
 from reliability.truth import RANKED_MARTS, Truth, differences, loaded
 from tests.conftest import FAST_LIMITS, settings_for
 
+pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)
+
 D1, D2, D3, D4, D5, D6, D7, D8 = (dt.date(2026, 11, 1) + dt.timedelta(days=n) for n in range(8))
 TOP_N = 10
 

@@ -33,6 +33,8 @@ from tests.conftest import FAST_LIMITS, settings_for
 from tests.jobs.real_store import real_store
 from tests.unit.test_user_expectations import EXAMPLES
 
+pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)
+
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 21, 6, 0)
 

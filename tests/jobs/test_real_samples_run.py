@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from pipeline.runner import run_date
 from pipeline.steps import SparkHandle
 from reliability.truth import Truth, differences, loaded
 from tests.conftest import settings_for
 from tests.jobs.real_store import GAMES, real_store
+
+pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)
 
 DAY = dt.date(2026, 11, 20)
 def test_a_date_of_real_igdb_data_loads_with_empty_ranked_marts_as_warnings(spark, make_sandbox, pg_url, pg_schema,

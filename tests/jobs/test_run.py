@@ -47,6 +47,8 @@ from pipeline.status import render_status
 from pipeline.steps import STEPS, SparkHandle
 from tests.conftest import FAST_LIMITS, settings_for
 
+pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)
+
 D1, D2, D3, D4 = (dt.date(2026, 11, day) for day in (17, 18, 19, 20))
 
 

@@ -20,6 +20,8 @@ from pipeline.ledger import read_ledger
 from reliability.scenarios import Context
 from reliability.world import Postgres, Run, World
 
+pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)
+
 D1, D2, D3 = (dt.date(2026, 11, day) for day in (17, 18, 19))
 
 
