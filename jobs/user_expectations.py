@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from great_expectations.compatibility.pydantic import ValidationError
@@ -28,7 +27,6 @@ from jobs.suites import orphan_column, references
 from pipeline.errors import ConfigError
 from pipeline.lake import Lake, open_lake
 
-FOLDER = "expectations"  # under conf/, beside the settings files
 ENTRY_FIELDS = frozenset({"type", "kwargs", "meta", "severity", "description", "notes", "id", "rendered_content"})
 SUITE_FIELDS = frozenset({"name", "id", "expectations", "meta", "notes", "suite_parameters", "data_asset_type"})
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B")  # the domain of column and column-pair rules
@@ -118,20 +116,6 @@ def parse_suite(text: str, source: str, output: str, columns: set[str]) -> UserS
     return UserSuite(output, source, tuple(
         parse_entry(entry, f"{source}, expectation {i + 1}", columns)
         for i, entry in enumerate(document["expectations"])))
-
-
-def expectations_folder(configured: str | None, project_root: Path, cwd: Path | None = None) -> str | None:
-    """Where the users' suites are: the setting when given (a folder or an s3:// prefix; it must
-    exist), else conf/expectations under the working folder or the project, when one exists."""
-    if configured:
-        if not configured.startswith("s3://") and not Path(configured).is_dir():
-            raise ConfigError(f"validation.expectations_dir (VALIDATION_EXPECTATIONS_DIR) {configured} "
-                              "is not a folder")
-        return configured
-    for base in ((cwd or Path.cwd()) / "conf", project_root / "conf"):
-        if (base / FOLDER).is_dir():
-            return str(base / FOLDER)
-    return None
 
 
 def read_user_suites(folder: str | None) -> dict[str, UserSuite]:

@@ -22,6 +22,7 @@ from ingestion.entities import ENTITIES
 from pipeline.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXPECTATIONS_FOLDER = "expectations"  # the users' own GX suites, under conf/ beside the settings files
 
 
 # --- value parsers: each takes the raw value (str from env/flags, anything from YAML) ----------
@@ -399,6 +400,20 @@ def _fetch_s3_conf(uri: str) -> Path:
     with handle:
         handle.write(body)
     return Path(handle.name)
+
+
+def expectations_folder(configured: str | None, project_root: Path, cwd: Path | None = None) -> str | None:
+    """Where the users' suites are: the setting when given (a folder or an s3:// prefix; it must
+    exist), else conf/expectations under the working folder or the project, when one exists."""
+    if configured:
+        if not configured.startswith("s3://") and not Path(configured).is_dir():
+            raise ConfigError(f"validation.expectations_dir (VALIDATION_EXPECTATIONS_DIR) {configured} "
+                              "is not a folder")
+        return configured
+    for base in ((cwd or Path.cwd()) / "conf", project_root / "conf"):
+        if (base / EXPECTATIONS_FOLDER).is_dir():
+            return str(base / EXPECTATIONS_FOLDER)
+    return None
 
 
 def _conf_file(env_name: str, explicit: str | None) -> Path | None:

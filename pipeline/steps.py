@@ -144,10 +144,15 @@ def transform_step(ctx: RunContext) -> StepResult:
 
 def user_suites(settings: Settings) -> dict[str, Any]:
     """The users' own GX suites by output, read and checked (ConfigError, exit 2, when one is wrong)."""
-    from jobs.user_expectations import expectations_folder, read_user_suites
-    from pipeline.config import PROJECT_ROOT
+    from pipeline.config import PROJECT_ROOT, expectations_folder
 
-    return read_user_suites(expectations_folder(settings.validation_expectations_dir, PROJECT_ROOT))
+    folder = expectations_folder(settings.validation_expectations_dir, PROJECT_ROOT)
+    if folder is None:
+        return {}
+    # imported only when there are suites to read: it imports GX, seconds of start-up for every run
+    from jobs.user_expectations import read_user_suites
+
+    return read_user_suites(folder)
 
 
 def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_changes: bool = False

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from jobs.user_expectations import expectations_folder, read_user_suites
-from pipeline.config import PROJECT_ROOT
+from jobs.user_expectations import read_user_suites
+from pipeline.config import PROJECT_ROOT, expectations_folder
 from pipeline.errors import ConfigError
 from tests.conftest import BUCKET
 
