@@ -30,6 +30,7 @@ from jobs.validation import ValidationFailed, run_validation
 from pipeline.lake import LocalLake
 from tests.browser import data_docs_index_rows, rendered_dom, visible_text
 from tests.conftest import FAST_LIMITS, settings_for
+from tests.jobs.lake_edits import rewrite_partition
 from tests.jobs.real_store import real_store
 from tests.unit.test_user_expectations import EXAMPLES
 
@@ -75,12 +76,8 @@ def samples(spark, tmp_path_factory) -> dict[str, Any]:
 
 
 def _rewrite(spark, lake_dir: Path, rel: str, change: Callable[[DataFrame], DataFrame]) -> None:
-    """Replace an output's dt=D files with `change` applied to them (materialized first)."""
-    folder = lake_dir / rel / f"dt={DAY}"
-    frame = change(spark.read.parquet(str(folder)))
-    rows, schema = frame.collect(), frame.schema
-    shutil.rmtree(folder)
-    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(folder))
+    """Replace an output's dt=D files with `change` applied to them."""
+    rewrite_partition(spark, lake_dir / rel / f"dt={DAY}", change)
 
 
 def _break_everything(spark, lake_dir: Path) -> None:

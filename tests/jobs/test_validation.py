@@ -33,6 +33,7 @@ from jobs.validation import ValidationFailed, known_ids, run_validation, with_or
 from pipeline.lake import LocalLake
 from tests.browser import rendered_dom
 from tests.conftest import DAY, FAST_LIMITS, settings_for
+from tests.jobs.lake_edits import rewrite_partition
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +56,8 @@ def _copy(clean: dict[str, Any], tmp_path: Path) -> Path:
 
 
 def _rewrite(spark, lake_dir: Path, layer: Layer, name: str, change: Callable[[DataFrame], DataFrame]) -> None:
-    """Replace an output's dt=D files with `change` applied to them (materialized first)."""
-    folder = lake_dir / layer.value / name / f"dt={DAY}"
-    frame = change(spark.read.parquet(str(folder)))
-    rows, schema = frame.collect(), frame.schema
-    shutil.rmtree(folder)
-    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(folder))
+    """Replace an output's dt=D files with `change` applied to them."""
+    rewrite_partition(spark, lake_dir / layer.value / name / f"dt={DAY}", change)
 
 
 def _first_game(spark, lake_dir: Path) -> int:
