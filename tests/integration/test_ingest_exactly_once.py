@@ -24,7 +24,7 @@ FAULTS = {
     "updated while paging": (Faults(mutate_rate=0.5, mutate_count=10), ["records_updated_while_paging"]),
     "sub-query errors": (Faults(subquery_error_rate=0.2), ["fault_subquery_error"]),
     "all together": (
-        Faults(error_rate=0.1, burst_429_rate=0.03, burst_429_length=3, retry_after_seconds=0.05, drop_rate=0.05,
+        Faults(error_rate=0.1, burst_429_rate=0.06, burst_429_length=3, retry_after_seconds=0.05, drop_rate=0.05,
                truncate_rate=0.05, token_ttl_seconds=0.5, announced_ttl_seconds=3600, mutate_rate=0.3,
                subquery_error_rate=0.1, latency_ms=(0, 10)),
         ["fault_5xx", "fault_429", "fault_drop", "fault_truncate", "rejected_auth", "records_updated_while_paging",
