@@ -36,6 +36,7 @@ RUN jars=/opt/environment/lib/python3.11/site-packages/pyspark/jars \
  && curl -fsSL -o "$jars/aws-java-sdk-bundle-${AWS_SDK_BUNDLE_VERSION}.jar" \
       "https://repo1.maven.org/maven2/com/amazonaws/aws-java-sdk-bundle/${AWS_SDK_BUNDLE_VERSION}/aws-java-sdk-bundle-${AWS_SDK_BUNDLE_VERSION}.jar"
 
+COPY core ./core
 COPY pipeline ./pipeline
 COPY ingestion ./ingestion
 COPY jobs ./jobs

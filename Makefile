@@ -64,11 +64,12 @@ browser: ## Debian's chromium, which renders the validation report in a test (in
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-lint: $(STAMP) ## ruff
-	$(BIN)/ruff check pipeline ingestion jobs tests bench reliability dags
+lint: $(STAMP) ## ruff, and the layering contract (core <- stages <- pipeline; pyproject.toml)
+	$(BIN)/ruff check core pipeline ingestion jobs tests bench reliability dags
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy
-	$(BIN)/mypy pipeline ingestion jobs reliability bench
+	$(BIN)/mypy core pipeline ingestion jobs reliability bench
 
 reliability: $(STAMP) ## the pipeline under faults, one PASS/FAIL line per scenario (45-70 min with the machine; ARGS="--only secrets")
 	$(BIN)/python -m reliability $(ARGS)

@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Daily, idempotent IGDB catalogue and popularity marts: ingestion, Spark, validation, load",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "ingestion", "ingestion.*", "jobs", "jobs.*"]),
+    packages=find_packages(include=["core", "core.*", "pipeline", "pipeline.*", "ingestion", "ingestion.*", "jobs", "jobs.*"]),
     install_requires=[
         "pyspark>=3.5,<3.6",  # EMR 7 runs Spark 3.5
         "great-expectations>=1.5,<2",
@@ -30,13 +30,14 @@ setup(
         "dev": [
             "pgserver>=0.1.4",
             "pytest>=8",
-            # two test workers: the suite is mostly latency (JVM, HTTP, PostgreSQL), not CPU,
-            # so two processes on 2 cores cut its wall time by about a fifth
+            # two test workers: the suite is mostly latency (JVM, HTTP, PostgreSQL), not CPU
             "pytest-xdist>=3.5",
             "chispa>=0.10",
             "moto[server]>=5",  # S3/EMR over HTTP in tests (server mode, not in-process patching)
             "ruff>=0.6",
             "mypy>=1.10",
+            # the layering contract (core <- stages <- pipeline) checked by `make lint`
+            "import-linter>=2.1",
             "duckdb>=1.0",  # benchmark baseline only
             "psutil>=5.9",  # benchmark: peak RSS of the measured process
             "matplotlib>=3.10,<3.11",  # benchmark report: the chart of the stages' times (bench/report.png)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Submit one pipeline job to Spark, exactly as EMR runs it (jobs/main.py).
+# Submit one pipeline job to Spark, exactly as EMR runs it (pipeline/main.py).
 #
 #   ./spark-submit.sh <job> --date 2026-11-20 [--lake URI] [--set key=value ...]
 #       runs the job here: --master $SPARK_SUBMIT_MASTER (default local[*]); on a cluster

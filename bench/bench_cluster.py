@@ -39,8 +39,8 @@ from bench.bench_daily import (
 )
 from bench.common import OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
+from core.config import PROJECT_ROOT
 from pipeline import environment, local_cluster
-from pipeline.config import PROJECT_ROOT
 from pipeline.emr import runtime_requirements
 
 SCHEMA = "bench_cluster"

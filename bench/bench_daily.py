@@ -57,11 +57,11 @@ from typing import Any
 
 from bench.common import CLI, OUT, bench_database, run_env, sandbox_process, write_result
 from bench.raw_lake import cached_raw_lake, write_entity, write_reference
-from ingestion.entities import ENTITIES, LandingMode
+from core.entities import ENTITIES, LandingMode
+from core.lake import LocalLake
 from ingestion.sandbox.faults import DEFAULT_LATENCY_MS, DEFAULT_LATENCY_PER_RECORD_MS
 from ingestion.sandbox.generator import GeneratorSpec, iter_popularity_primitives
 from ingestion.watermarks import WatermarkStore, Window
-from pipeline.lake import LocalLake
 
 DAY = dt.date(2026, 11, 20)
 NEXT = DAY + dt.timedelta(days=1)
@@ -224,7 +224,7 @@ def cached_refresh_day(raw: Path, next_raw: Path, games: int) -> tuple[Path, dic
 
 def check_refresh(url: str, lake: Path, expect: dict[str, Any]) -> None:
     """D+2 deleted exactly the games its full refresh lacks, in the lake and in PostgreSQL."""
-    from pipeline.database import connection
+    from core.database import connection
 
     report = json.loads((lake / f"reports/transform/dt={REFRESH}/summary.json").read_text())
     deletions = report["deletions"]["dim_games"]
@@ -349,7 +349,7 @@ def check_lake(lake: Path, games: int, expect: dict[str, Any]) -> dict[str, Any]
 
 def check_database(url: str, games: int, expect: dict[str, Any]) -> None:
     """What PostgreSQL holds after D+1: the catalogue, the changes, the day's facts."""
-    from pipeline.database import connection
+    from core.database import connection
 
     ids = [int(i) for i in expect["updated_at"]]
     with connection(url) as conn, conn.cursor() as cur:
@@ -382,7 +382,7 @@ def settle_database(url: str, schema: str = SCHEMA) -> float:
     """VACUUM (ANALYZE) every table D loaded; its seconds. In production a day passes between D
     and D+1, and autovacuum has long finished with D's millions of inserted rows; here it would
     start during D+1's timed run and take its CPU (on 2 cores PostgreSQL shares the machine)."""
-    from pipeline.database import connection
+    from core.database import connection
 
     began = time.monotonic()
     with connection(url) as conn:
@@ -395,7 +395,7 @@ def settle_database(url: str, schema: str = SCHEMA) -> float:
 
 
 def fresh_schema(url: str, schema: str = SCHEMA) -> None:
-    from pipeline.database import connection
+    from core.database import connection
 
     with connection(url) as conn, conn, conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -9,7 +9,7 @@ Two layouts of the fact's table, in alternating order per trial:
 - game first, `(game_id, snapshot_date)` plus an index on the date, as tables made before
   2026-12-03 are (the baseline): a new date's rows land all over an index that holds every day.
 Each stores `--days` dates of `--games` rows, then stages the next date and moves it in with the
-load's own statements (jobs/warehouse.py `upsert_statements`, one transaction): that
+load's own statements (jobs/load/warehouse.py `upsert_statements`, one transaction): that
 transaction's wall time is the figure; the ratio is date first / game first (lower is better).
 Rows are made by the server (generate_series), so no client or Spark time is in it.
 PostgreSQL: DATABASE_URL, else pgserver's, started in a temporary folder.
@@ -40,7 +40,7 @@ def fill_fact(cur: Any, table: Any, day: dt.date, games: int, measure: Any = Non
     when None)."""
     from psycopg2 import sql
 
-    from jobs.warehouse import SOURCE_DT
+    from jobs.load.warehouse import SOURCE_DT
 
     columns = [*FACT.column_names, SOURCE_DT]
     value = measure if measure is not None else sql.SQL("random()")
@@ -66,8 +66,8 @@ def one_trial(url: str, layout: str, games: int, days: int) -> float:
     """Seconds of the transaction that moves a new date into a fact holding `days` dates."""
     from psycopg2 import sql
 
-    from jobs.warehouse import analyze_stage, ensure_schema, stage_ddl, stage_name, upsert_statements
-    from pipeline.database import connection
+    from core.database import connection
+    from jobs.load.warehouse import analyze_stage, ensure_schema, stage_ddl, stage_name, upsert_statements
 
     new_day = FIRST_DAY + dt.timedelta(days=days)
     table, stage = (sql.Identifier(SCHEMA, name) for name in (FACT.name, stage_name(FACT, new_day)))

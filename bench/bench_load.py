@@ -9,8 +9,8 @@
    Goal >= 0.5;
 3. a second date with 1% of the games changed (new rating, newer updated_at, one relation
    fewer): the load's wall time, as `igdb-pipeline load` does it (only the catalogue rows that
-   differ from the first date are sent, see jobs/load_plan.py; then the five bridges side by
-   side, see jobs/load.py load_waves). Goal <= 10 s.
+   differ from the first date are sent, see jobs/load/plan.py; then the five bridges side by
+   side, see jobs/load/run.py load_waves). Goal <= 10 s.
 PostgreSQL: DATABASE_URL, else pgserver's, started in a temporary folder.
 """
 
@@ -57,14 +57,14 @@ def main() -> None:
     from psycopg2 import sql
     from pyspark.sql import functions as F
 
+    from core.database import connection
+    from core.lake import LocalLake
     from jobs.datasets import Layer, dataset
     from jobs.io import read_partition, write_partition
-    from jobs.load import load_marts
-    from jobs.pgcopy import copy_lines, copy_text_partition
+    from jobs.load.pgcopy import copy_lines, copy_text_partition
+    from jobs.load.run import load_marts
+    from jobs.load.warehouse import SOURCE_DT, ensure_schema
     from jobs.session import build_session
-    from jobs.warehouse import SOURCE_DT, ensure_schema
-    from pipeline.database import connection
-    from pipeline.lake import LocalLake
 
     lake_dir = cached_marts(args.games)
     with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import without_pipeline_settings
+from core.config import without_pipeline_settings
 
 OUT = Path(__file__).resolve().parent / "out"
 CLI = [sys.executable, "-m", "pipeline.cli"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from jobs.datasets import BRIDGES, POPULARITY_COLUMNS, RANKED_POPULARITY, REFERENCE_COLUMNS
-from jobs.marts import GEM_MAX_VISITS_PCT, GEM_MIN_RATING, GEM_MIN_VOTES, MIN_VOTES, PRIOR_VOTES
+from jobs.transform.marts import GEM_MAX_VISITS_PCT, GEM_MIN_RATING, GEM_MIN_VOTES, MIN_VOTES, PRIOR_VOTES
 
 _GAMES = {
     "id": "BIGINT", "name": "VARCHAR", "slug": "VARCHAR", "summary": "VARCHAR", "storyline": "VARCHAR",

@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ingestion.entities import ENTITIES, LandingMode
-from ingestion.landing import partition_path, write_manifest
+from core.entities import ENTITIES, LandingMode
+from core.lake import LocalLake
+from core.raw_lake import partition_path
+from ingestion.landing import write_manifest
 from ingestion.paginator import PartFile
 from ingestion.sandbox.generator import (
     REFERENCE_ENTITIES,
@@ -26,7 +28,6 @@ from ingestion.sandbox.generator import (
     iter_popularity_primitives,
 )
 from ingestion.watermarks import Window
-from pipeline.lake import LocalLake
 
 PARTS = 6
 

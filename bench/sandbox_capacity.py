@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bench.common import sandbox_process
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
 from ingestion.sandbox.apicalypse import MAX_SUBQUERIES
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import requests
 
-from pipeline.errors import ApiError
-from pipeline.logs import event, register_secrets
+from core.errors import ApiError
+from core.logs import event, register_secrets
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from core.errors import ApiError
+from core.logs import event
 from ingestion.auth import TwitchAuth
 from ingestion.ratelimit import RateLimiter
-from pipeline.errors import ApiError
-from pipeline.logs import event
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ingestion.entities import ENTITIES, EntitySpec
-from ingestion.landing import read_manifest
+from core.entities import ENTITIES, EntitySpec
+from core.errors import IngestError
+from core.lake import Lake
+from core.logs import event
+from core.raw_lake import DRIFT_REPORT, read_manifest
 from ingestion.multiquery import PageSource, Query
-from pipeline.errors import IngestError
-from pipeline.lake import Lake
-from pipeline.logs import event
 
 log = logging.getLogger(__name__)
 
-DRIFT_REPORT = "reports/drift/dt={day}/summary.json"
 COMPLETE_MODES = ("full", "snapshot")
 
 
@@ -135,18 +134,3 @@ def check_drift(source: PageSource, lake: Lake, day: dt.date, entities: Iterable
               "entities": {**earlier, **{name: asdict(drift) for name, drift in found.items()}}}
     lake.write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     return found
-
-
-def drift_lines(entities: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """What drifted, per entity of a drift report's `entities`, in words (for summaries and the gate)."""
-    lines = {}
-    for name, drift in sorted(entities.items()):
-        parts = []
-        if drift.get("new"):
-            parts.append(f"new field(s) not ingested: {', '.join(drift['new'])}")
-        if drift.get("gone"):
-            parts.append(f"declared field(s) no longer returned since dt={drift.get('compared_with')}: "
-                         f"{', '.join(drift['gone'])}")
-        if parts:
-            lines[name] = f"{name}: {'; '.join(parts)}"
-    return lines

@@ -18,19 +18,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.config import Settings
+from core.entities import ENTITIES, EntitySpec, LandingMode
+from core.errors import IngestError
+from core.lake import Lake, open_lake
+from core.logs import event, log_context
+from core.raw_lake import partition_path, read_manifest
+from core.threads import map_in_threads
 from ingestion.client import IGDBClient, RetryPolicy
 from ingestion.drift import EntityDrift, check_drift
-from ingestion.entities import ENTITIES, EntitySpec, LandingMode
-from ingestion.landing import partition_path, read_manifest, write_manifest
+from ingestion.landing import write_manifest
 from ingestion.memory import limit_malloc_arenas
 from ingestion.multiquery import PageSource, Turn, page_source
 from ingestion.paginator import KeysetFetcher
 from ingestion.watermarks import WatermarkStore, Window, plan_window
-from pipeline.config import Settings
-from pipeline.errors import IngestError
-from pipeline.lake import Lake, open_lake
-from pipeline.logs import event, log_context
-from pipeline.threads import map_in_threads
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Raw partitions and their manifests: what `raw/<entity>/dt=D/` holds and how it is described."""
+"""Writing a raw partition's manifest (its paths and reading live in core.raw_lake, which the jobs share)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from core.lake import MANIFEST
 from ingestion.paginator import PartFile
 from ingestion.watermarks import Window
-from pipeline.errors import IngestError
-from pipeline.lake import MANIFEST, Lake
-
-
-def partition_path(entity: str, day: dt.date) -> str:
-    return f"raw/{entity}/dt={day.isoformat()}"
-
-
-def read_manifest(lake: Lake, entity: str, day: dt.date) -> dict[str, Any] | None:
-    """D's manifest of the entity, None when it has none; a clear error when it is not readable
-    (it is written whole, so only a hand edit or a damaged copy gets here)."""
-    path = f"{partition_path(entity, day)}/{MANIFEST}"
-    text = lake.read_text(path)
-    if text is None:
-        return None
-    try:
-        manifest = json.loads(text)
-    except ValueError as exc:
-        raise IngestError(f"{path} is not valid JSON ({exc}): remove raw/{entity}/dt={day} and rerun the date "
-                          "with --force") from None
-    if not isinstance(manifest, dict):
-        raise IngestError(f"{path} is not a manifest (a JSON object): remove raw/{entity}/dt={day} and rerun")
-    return manifest
 
 
 def write_manifest(folder: Path, *, entity: str, day: dt.date, window: Window, files: list[PartFile],

@@ -35,9 +35,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from core.errors import ApiError
+from core.logs import bind_context, current_context, event
 from ingestion.client import IGDBClient, RetriesExhausted
-from pipeline.errors import ApiError
-from pipeline.logs import bind_context, current_context, event
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from typing import IO, Any
 
 import orjson
 
+from core.errors import IngestError
+from core.logs import bind_context, current_context, event
 from ingestion.client import RetriesExhausted
 from ingestion.multiquery import PageSource, Query
-from pipeline.errors import IngestError
-from pipeline.logs import bind_context, current_context, event
 
 log = logging.getLogger(__name__)
 

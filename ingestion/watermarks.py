@@ -19,9 +19,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ingestion.entities import LandingMode
-from pipeline.errors import IngestError
-from pipeline.lake import Lake
+from core.entities import LandingMode
+from core.errors import IngestError
+from core.lake import Lake
 
 STATE_PATH = "state/watermarks.json"
 

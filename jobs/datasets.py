@@ -1,7 +1,7 @@
 """One declaration per output dataset: name, layer, schema, key, and how it is loaded.
 
 The same declaration drives the writer (path, partition, exact columns and types, file count),
-the validation suite (jobs/suites.py: key unique and not null, exact column set and types, plus
+the validation suite (jobs/validate/suites.py: key unique and not null, exact column set and types, plus
 the value rules declared here in `checks`) and the PostgreSQL upsert (conflict key, newer-wins
 column, replace-the-set bridges, replace-the-date time series).
 
@@ -344,7 +344,7 @@ def _datasets() -> dict[str, Dataset]:
                            # the reference rows live on D (D's snapshot, not the dimension's deleted rows)
                            checks=(References("game_id", "marts/dim_games", "game_id"),
                                    References(id_column, f"staging/ref_{entity}", id_column))))
-    from ingestion.entities import ENTITIES
+    from core.entities import ENTITIES
 
     for entity in ENTITIES:
         out.append(Dataset(entity, Layer.QUARANTINE, QUARANTINE_COLUMNS, ("source_file", "line_number"),
@@ -399,3 +399,9 @@ _check_references()
 
 MARTS = [d for d in DATASETS.values() if d.layer is Layer.MARTS]
 STAGING = [d for d in DATASETS.values() if d.layer is Layer.STAGING]
+
+
+def staging_table(entity: str) -> str:
+    """The staging table ("staging/<name>") a raw entity lands in: reference snapshots are ref_<entity>."""
+    name = entity if entity in ("games", "popularity_primitives") else f"ref_{entity}"
+    return dataset(Layer.STAGING, name).rel_path

@@ -2,10 +2,13 @@
 by key and fingerprint (16 bytes a row) instead of by every column (1.6 kB a catalogue row).
 
 The writer stores it beside the rows of the datasets declared `fingerprinted` (jobs/io.py), and the
-load's delta (jobs/load_plan.py) reads only it and the key from the date loaded before.
+load's delta (jobs/load/plan.py) reads only it and the key from the date loaded before.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -34,3 +37,11 @@ def fingerprint_of(frame: DataFrame) -> Column:
         if isinstance(field.dataType, T.ArrayType):
             parts += [F.size(column), F.transform(column, lambda element: element.isNull())]
     return F.xxhash64(*parts)
+
+
+def digest_of(names: Iterable[str]) -> str | None:
+    """Identity of a partition's content from the names of the files listed in it: its data files'
+    names (not Spark's hidden `_SUCCESS` and `.crc` files). Spark names every file it writes with
+    the writing job's UUID, so a rewrite of the date always changes the digest. None: no data file."""
+    data = sorted(n for n in names if not n.startswith((".", "_")))
+    return hashlib.sha256("\n".join(data).encode()).hexdigest() if data else None

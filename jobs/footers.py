@@ -3,7 +3,7 @@
 A parquet writer records, for every row group and column, the null count and the min and max of
 the non-null values; Spark trusts these same statistics to skip row groups when it filters. The
 gate uses them to prove value rules (not null, within bounds, equal to D) without reading the
-rows (jobs/rule_pass.py); a rule the statistics cannot prove is counted on the rows as before.
+rows (jobs/validate/rule_pass.py); a rule the statistics cannot prove is counted on the rows as before.
 Only what can be decoded exactly is kept: whole numbers, floats without NaN, dates and
 microsecond UTC timestamps. Anything else (INT96 timestamps, strings, nested columns) gives a
 null count at most.
@@ -21,8 +21,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from core.lake import Lake
 from jobs.datasets import PARTITION
-from pipeline.lake import Lake
 
 EPOCH = dt.datetime(1970, 1, 1)
 EPOCH_DATE = EPOCH.date()

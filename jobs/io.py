@@ -16,13 +16,13 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ingestion.landing import partition_path
+from core.errors import PipelineError
+from core.lake import Lake
+from core.logs import event
+from core.raw_lake import partition_path
 from jobs.datasets import DELETED_AT, PARTITION, Dataset, Layer
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
 from jobs.footers import footer_schema, footer_stats, open_footer, parquet_files, partition_footers
-from pipeline.errors import PipelineError
-from pipeline.lake import Lake
-from pipeline.logs import event
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from pipeline.lake import Lake
+from core.lake import Lake
 
 TRANSFORM_REPORT = "reports/transform/dt={day}/summary.json"
 VALIDATION_DIR = "reports/validation/dt={day}"

@@ -1,6 +1,6 @@
 """Explicit schemas of the raw IGDB entities (never inferred): what a valid raw line must hold.
 
-Each schema lists the fields ingestion asks IGDB for (ingestion/entities.py), with IGDB's types.
+Each schema lists the fields ingestion asks IGDB for (core/entities.py), with IGDB's types.
 A line whose value does not fit its field's type is quarantined, not silently nulled.
 """
 

@@ -1,1 +1,3 @@
-"""Plumbing shared by every step: configuration, logging, lake storage and the CLI."""
+"""Orchestration on top of the stages: the CLI, the runner and its steps, the ledger, progress markers,
+status, notifications, retention, and where it runs (spark-submit entry point, EMR, the packed
+environment, a local standalone cluster)."""

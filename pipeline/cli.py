@@ -1,6 +1,6 @@
 """`igdb-pipeline`: the public interface. One subcommand per step, plus run/backfill/status/sandbox.
 
-Exit codes (pipeline.errors.ExitCode): 0 ok, 1 a step failed, 2 bad usage or configuration,
+Exit codes (core.errors.ExitCode): 0 ok, 1 a step failed, 2 bad usage or configuration,
 3 validation failed (or the load refused an unvalidated date), 4 another run of the date holds the lock.
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.config import Settings, load_settings, parse_overrides, strict_date
-from pipeline.errors import ConfigError, ExitCode, PipelineError
-from pipeline.logs import configure_logging, event, register_secrets
+from core.config import Settings, load_settings, parse_overrides, strict_date
+from core.errors import ConfigError, ExitCode, PipelineError
+from core.logs import configure_logging, event, register_secrets
 from pipeline.steps import STEPS
 
 log = logging.getLogger("igdb_pipeline")
@@ -203,7 +203,7 @@ def _single(settings: Settings, day: dt.date, step: str, headline: str, **option
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     entities = None
     if args.entities:
-        from pipeline.config import ALL_ENTITIES, name_list
+        from core.config import ALL_ENTITIES, name_list
 
         entities = name_list(args.entities)
         unknown = sorted(set(entities) - set(ALL_ENTITIES))
@@ -219,7 +219,7 @@ def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.config import name_list
+    from core.config import name_list
 
     check_user_expectations(settings)
     only = name_list(args.only) if args.only else None
@@ -272,7 +272,7 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.date, force: bool) -> int:
     """Backfill (first given: every date) or catch-up (first None: the dates not done since the start)."""
-    from pipeline.days import days_between
+    from core.days import days_between
     from pipeline.runner import catchup_range, date_states, missing_dates, run_dates, summary_text
 
     if first is None:
@@ -306,7 +306,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def database_url(settings: Settings) -> str:
-    from pipeline.database import resolve_url
+    from core.database import resolve_url
 
     return resolve_url(settings.database_url, settings.data_dir)
 

@@ -5,11 +5,11 @@
     python -m pipeline.emr submit --date D [--to D2] --bundle-uri s3://... --cluster-id j-XXXX
 
 The bundle (`dist/`): `igdb_pipeline.zip` (the three packages, for `--py-files`), `main.py`
-(jobs/main.py, the entry point), `pyspark_env.tar.gz` (every package the jobs import, with
+(pipeline/main.py, the entry point), `pyspark_env.tar.gz` (every package the jobs import, with
 `spark.archives`: pipeline.environment), `emr.yaml` (the settings, read with `--conf s3://...`),
 `configurations.json`, and for clusters that install packages at start instead
 (`--python-env bootstrap`) `requirements.txt` + `constraints.txt` and the bootstrap action.
-One EMR step per date runs `jobs/main.py --job run`: it resumes at the first step not done, so
+One EMR step per date runs `pipeline/main.py --job run`: it resumes at the first step not done, so
 YARN's retry of a failed driver, or re-adding a failed date's step, starts at the failed step.
 `AWS_ENDPOINT_URL` points boto3 at moto in tests.
 """
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config import PROJECT_ROOT
+from core.days import days_between
+from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 from pipeline import environment
-from pipeline.config import PROJECT_ROOT
-from pipeline.days import days_between
-from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
-PACKAGES = ("pipeline", "ingestion", "jobs")
+PACKAGES = ("core", "ingestion", "jobs", "pipeline")
 PYFILES = "igdb_pipeline.zip"
 ENTRY = "main.py"
 SETTINGS_FILE = "emr.yaml"
@@ -124,7 +124,7 @@ def upload_bundle(s3: Any, files: dict[str, Path], bundle_uri: str) -> list[str]
 
 
 def entry_arguments(day: dt.date, base: str) -> list[str]:
-    """jobs/main.py's arguments for one date: the whole pipeline, resuming, with the bundle's settings."""
+    """pipeline/main.py's arguments for one date: the whole pipeline, resuming, with the bundle's settings."""
     return ["--job", "run", "--date", day.isoformat(), "--env", "emr", "--conf", f"{base}/{SETTINGS_FILE}"]
 
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 from pipeline import emr
-from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 POLL_SECONDS = 30.0

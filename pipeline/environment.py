@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import PROJECT_ROOT
-from pipeline.errors import ConfigError, ExitCode, tool_main
+from core.config import PROJECT_ROOT
+from core.errors import ConfigError, ExitCode, tool_main
 
 ARCHIVE = "pyspark_env.tar.gz"
 ALIAS = "environment"  # the folder Spark unpacks the archive into (`<uri>#environment`)

@@ -13,8 +13,8 @@ from typing import Any
 
 from psycopg2 import sql
 
-from pipeline.database import connection, serialize_ddl
-from pipeline.logs import redact
+from core.database import connection, create_schema
+from core.logs import redact
 
 LEDGER = "pipeline_runs"
 
@@ -47,15 +47,8 @@ def ledger_ddl(schema: str) -> sql.Composed:
 
 def ensure_ledger(conn: Any, schema: str) -> None:
     with conn, conn.cursor() as cur:
-        create_schema_and_ledger(cur, schema)
-
-
-def create_schema_and_ledger(cur: Any, schema: str) -> None:
-    """The schema and its ledger, in the caller's transaction, which then holds the schema's DDL lock
-    (serialize_ddl): every creation of a schema's tables starts here."""
-    serialize_ddl(cur, schema)
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    cur.execute(ledger_ddl(schema))
+        create_schema(cur, schema)
+        cur.execute(ledger_ddl(schema))
 
 
 def _write(conn: Any, schema: str, day: dt.date, step: str, status: str, run_id: str,

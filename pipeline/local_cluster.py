@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.config import PROJECT_ROOT
-from pipeline.errors import ConfigError, ExitCode, PipelineError, tool_main
+from core.config import PROJECT_ROOT
+from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 
 HOST = "127.0.0.1"
 STATE_FILE = "cluster.json"

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from pipeline.logs import event, redact
+from core.logs import event, redact
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.lake import Lake
+from core.lake import Lake
 from pipeline.steps import STEPS, StepResult
 
 MARKER_DIR = "_done/{step}"

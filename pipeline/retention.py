@@ -24,10 +24,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.config import Settings
-from pipeline.database import RUN_LOCK_NAMESPACE, LockBusy, advisory_lock, connection, resolve_url
-from pipeline.lake import Lake, open_lake
-from pipeline.logs import event, log_context
+from core.config import Settings
+from core.database import RUN_LOCK_NAMESPACE, LockBusy, advisory_lock, connection, resolve_url
+from core.lake import Lake, open_lake
+from core.logs import event, log_context
 from pipeline.progress import StepState, is_done
 
 log = logging.getLogger(__name__)

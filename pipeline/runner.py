@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion.drift import drift_lines
-from pipeline.config import Settings
-from pipeline.database import RUN_LOCK_NAMESPACE, advisory_lock, connection, resolve_url
-from pipeline.days import days_between
-from pipeline.errors import PipelineError
-from pipeline.lake import Lake, open_lake
+from core.config import Settings
+from core.database import RUN_LOCK_NAMESPACE, advisory_lock, connection, resolve_url
+from core.days import days_between
+from core.errors import PipelineError
+from core.lake import Lake, open_lake
+from core.logs import event, log_context, new_run_id
+from core.raw_lake import drift_lines
 from pipeline.ledger import ledger_step, read_ledger
-from pipeline.logs import event, log_context, new_run_id
 from pipeline.notify import notify
 from pipeline.progress import (
     StepState,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.days import days_between
+from core.days import days_between
 from pipeline.progress import StepState
 from pipeline.steps import STEPS
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pipeline.config import Settings
-from pipeline.lake import Lake, open_lake
+from core.config import Settings
+from core.lake import Lake, open_lake
 from pipeline.ledger import StepRecord
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 STEPS = ("ingest", "transform", "validate", "load")
 
 # What each step imports when it starts. Great Expectations alone takes about 4 s of one core.
-STEP_MODULES = {"ingest": "ingestion.ingest", "transform": "jobs.transform", "validate": "jobs.validation",
-                "load": "jobs.load"}
+STEP_MODULES = {"ingest": "ingestion.ingest", "transform": "jobs.transform.run", "validate": "jobs.validate.run",
+                "load": "jobs.load.run"}
 
 
 def preload_modules(steps: Sequence[str]) -> threading.Thread | None:
@@ -102,7 +102,7 @@ def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_r
                 force: bool = False) -> StepResult:
     """Land D's entities; those an earlier ingest of D published with the same window are kept
     (`force` refetches them)."""
-    from ingestion.drift import drift_lines
+    from core.raw_lake import drift_lines
     from ingestion.ingest import ingest
 
     reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh, force)
@@ -122,7 +122,7 @@ def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_r
 
 
 def transform_step(ctx: RunContext) -> StepResult:
-    from jobs.transform import run_transform
+    from jobs.transform.run import run_transform
 
     report = run_transform(ctx.spark.get(), ctx.lake, ctx.day, ctx.settings.marts_top_n)
     entities = report["entities"]
@@ -144,13 +144,13 @@ def transform_step(ctx: RunContext) -> StepResult:
 
 def user_suites(settings: Settings) -> dict[str, Any]:
     """The users' own GX suites by output, read and checked (ConfigError, exit 2, when one is wrong)."""
-    from pipeline.config import PROJECT_ROOT, expectations_folder
+    from core.config import PROJECT_ROOT, expectations_folder
 
     folder = expectations_folder(settings.validation_expectations_dir, PROJECT_ROOT)
     if folder is None:
         return {}
     # imported only when there are suites to read: it imports GX, seconds of start-up for every run
-    from jobs.user_expectations import read_user_suites
+    from jobs.validate.user_expectations import read_user_suites
 
     return read_user_suites(folder)
 
@@ -158,8 +158,8 @@ def user_suites(settings: Settings) -> dict[str, Any]:
 def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_changes: bool = False
                   ) -> StepResult:
     from jobs.datasets import Severity
-    from jobs.guards import Limits
-    from jobs.validation import run_validation, transform_report
+    from jobs.validate.guards import Limits
+    from jobs.validate.run import run_validation, transform_report
     from pipeline.progress import last_loaded_before  # progress imports this module
 
     transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
@@ -191,7 +191,7 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
 
 
 def load_step(ctx: RunContext) -> StepResult:
-    from jobs.load import require_validated, run_load
+    from jobs.load.run import require_validated, run_load
 
     require_validated(ctx.lake, ctx.day)  # before Spark starts: an unvalidated date is refused at once
     result = run_load(ctx.spark.get(), ctx.lake, ctx.day, ctx.database_url, ctx.settings.database_schema,

@@ -14,7 +14,7 @@ import psycopg2
 from psycopg2 import sql
 
 from jobs.datasets import DATASETS
-from jobs.warehouse import LOADED
+from jobs.load.warehouse import LOADED
 
 ABSENT = "absent"
 

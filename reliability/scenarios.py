@@ -24,12 +24,12 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
+from core.errors import ExitCode
 from ingestion.sandbox.faults import FaultDice, Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
-from pipeline.errors import ExitCode
 from pipeline.progress import marker_path
 from pipeline.steps import STEPS
 from reliability import checks

@@ -25,8 +25,8 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
+from core.config import without_pipeline_settings
 from ingestion.sandbox.server import RunningSandbox
-from pipeline.config import without_pipeline_settings
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

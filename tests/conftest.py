@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings, load_settings, without_pipeline_settings
 from ingestion.sandbox.faults import Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
-from pipeline.config import Settings, load_settings, without_pipeline_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("IGDB_SAMPLES_DIR") or PROJECT_ROOT.parent / "shared" / "igdb-samples")

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.config import millis_range
 from ingestion.sandbox.faults import DEFAULT_LATENCY_MS, DEFAULT_LATENCY_PER_RECORD_MS, Faults
-from pipeline.config import millis_range
 
 
 def _millis(text: str) -> tuple[int, int]:

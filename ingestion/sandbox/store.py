@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
 from ingestion.sandbox.apicalypse import And, Comparison, Expr, Query, apply_query, compile_expr, project
 from ingestion.sandbox.faults import FaultDice
 from ingestion.sandbox.generator import GeneratorSpec, generate_dataset

@@ -6,12 +6,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from core.entities import ENTITIES
+from core.lake import LocalLake
 from ingestion.drift import check_drift, entity_drift
-from ingestion.entities import ENTITIES
 from ingestion.ingest import igdb_client, ingest
 from ingestion.multiquery import page_source
 from ingestion.sandbox.faults import Faults
-from pipeline.lake import LocalLake
 from tests.conftest import DAY, settings_for
 
 D2, D3 = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import boto3
 
-from pipeline.config import load_settings
+from core.config import load_settings
 from pipeline.emr import build_bundle, runtime_requirements
 from tests.conftest import BUCKET, PROJECT_ROOT
 
@@ -31,7 +31,8 @@ def test_the_bundle_holds_the_code_the_entry_point_and_pinned_dependencies(tmp_p
     files = build_bundle(tmp_path / "dist")
     with zipfile.ZipFile(files["pyfiles"]) as archive:
         names = set(archive.namelist())
-    for module in ("pipeline/cli.py", "pipeline/runner.py", "ingestion/ingest.py", "jobs/transform.py", "jobs/main.py"):
+    for module in ("pipeline/cli.py", "pipeline/runner.py", "ingestion/ingest.py", "jobs/transform/run.py",
+                   "pipeline/main.py", "core/config.py"):
         assert module in names
     assert not any(name.startswith("tests/") for name in names)
     requirements = files["requirements"].read_text().split()
@@ -44,7 +45,7 @@ def test_the_bundle_holds_the_code_the_entry_point_and_pinned_dependencies(tmp_p
 
     # the zip alone (as --py-files puts it on sys.path) is enough to import and run the entry point
     probe = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                            "from pipeline.cli import build_parser; build_parser(); import jobs.main",
+                            "from pipeline.cli import build_parser; build_parser(); import pipeline.main",
                             str(files["pyfiles"])], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr
 
@@ -161,7 +162,7 @@ def test_the_environment_archive_runs_the_jobs_imports_without_the_projects_venv
     path = [str(files["pyfiles"]), *map(str, sorted(spark_python.glob("*.zip")))]
     probe = subprocess.run([str(unpacked / "bin" / "python"), "-I", "-c",
                             "import sys; sys.path.extend(sys.argv[1:]); import great_expectations, psycopg2, orjson, "
-                            "yaml, boto3, pandas, jobs.pgcopy, jobs.load, pipeline.runner; print(sys.prefix)",
+                            "yaml, boto3, pandas, jobs.load.pgcopy, jobs.load.run, pipeline.runner; print(sys.prefix)",
                             *path], cwd=tmp_path / "executor", capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert probe.stdout.strip() == str(unpacked)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
+from core.errors import IngestError
 from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec, generate_dataset
 from ingestion.sandbox.store import Store
-from pipeline.errors import IngestError
 from tests.conftest import DAY, landed_records, settings_for
 
 SMALL = 60  # games: every entity of the generated catalogue fits in one 500-record page

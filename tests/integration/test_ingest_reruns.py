@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import IngestError
 from ingestion.ingest import ingest
 from ingestion.sandbox.faults import Faults
 from ingestion.sandbox.generator import DEFAULT_ANCHOR, GeneratorSpec
 from ingestion.sandbox.store import Store
-from pipeline.errors import IngestError
 from tests.conftest import DAY, landed_records, partition_bytes, settings_for
 
 ENTITIES = "games,genres,popularity_primitives"
@@ -157,11 +157,11 @@ def test_pages_that_keep_failing_fail_the_run_and_name_the_gap(make_sandbox, tmp
 def test_a_query_the_api_rejects_fails_at_once_with_its_cause(multiquery: bool, make_sandbox, tmp_path: Path) -> None:
     sandbox = make_sandbox(games=50)
     settings = settings_for(sandbox, tmp_path / "lake", INGEST_ENTITIES="games")
-    from ingestion.entities import ENTITIES, EntitySpec, LandingMode
+    from core.entities import ENTITIES, EntitySpec, LandingMode
+    from core.lake import LocalLake
     from ingestion.ingest import Walking, igdb_client, ingest_entity
     from ingestion.multiquery import page_source
     from ingestion.watermarks import Window
-    from pipeline.lake import LocalLake
 
     broken = EntitySpec("games", ("id", "cover.url"))  # expansions are not supported by the sandbox
     assert ENTITIES["games"].fields != broken.fields

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
 from ingestion.ingest import ingest
 from ingestion.sandbox.store import Store
 from tests.conftest import DAY, SAMPLES, landed_records, settings_for

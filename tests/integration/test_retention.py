@@ -17,9 +17,9 @@ from pathlib import Path
 import boto3
 import psycopg2
 
-from pipeline.config import load_settings
-from pipeline.database import RUN_LOCK_NAMESPACE
-from pipeline.lake import TMP_TAG, LocalLake, S3Lake
+from core.config import load_settings
+from core.database import RUN_LOCK_NAMESPACE
+from core.lake import TMP_TAG, LocalLake, S3Lake
 from pipeline.ledger import ledger_step
 from pipeline.progress import StepState
 from pipeline.retention import collect, collection_lines, plan_collection, protected

@@ -9,8 +9,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from core.lake import S3Lake
 from ingestion.ingest import ingest
-from pipeline.lake import S3Lake
 from tests.conftest import BUCKET, DAY, settings_for
 
 

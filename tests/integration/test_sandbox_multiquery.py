@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from ingestion.entities import ENTITIES
+from core.entities import ENTITIES
 from ingestion.sandbox.apicalypse import MAX_SUBQUERIES, apply_query, matches, parse_query
 from ingestion.sandbox.cli import add_sandbox_parser, faults_from_args
 from ingestion.sandbox.faults import DEFAULT_LATENCY_MS, DEFAULT_LATENCY_PER_RECORD_MS, FaultDice, Faults, Limits

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.entities import LandingMode
+from core.entities import LandingMode
+from core.lake import Lake, LocalLake, S3Lake, open_lake
 from ingestion.watermarks import STATE_PATH, EntityState, WatermarkConflict, WatermarkStore
-from pipeline.lake import Lake, LocalLake, S3Lake, open_lake
 from tests.conftest import BUCKET
 
 D1 = dt.date(2026, 11, 19)

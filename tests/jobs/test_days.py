@@ -31,13 +31,13 @@ from typing import Any
 
 import pytest
 
+from core.errors import ExitCode
+from core.lake import LocalLake
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from jobs.datasets import DATASETS
-from jobs.transform import run_transform
-from pipeline.errors import ExitCode
-from pipeline.lake import LocalLake
+from jobs.transform.run import run_transform
 from pipeline.runner import StepFailed, collect_garbage, run_date, run_single_step
 from pipeline.steps import SparkHandle
 from reliability.checks import parquet_rows, table_digests

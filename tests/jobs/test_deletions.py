@@ -1,4 +1,4 @@
-"""jobs/deletions.py on inline rows: what a complete list shows, and how a dimension records it."""
+"""jobs/transform/deletions.py on inline rows: what a complete list shows, and how a dimension records it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from core.lake import LocalLake
 from jobs.datasets import Layer, dataset
-from jobs.deletions import as_of, deleted_keys, deletion_evidence, live, mark_deleted, present_keys
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
 from jobs.io import write_partition
-from pipeline.lake import LocalLake
+from jobs.transform.deletions import as_of, deleted_keys, deletion_evidence, live, mark_deleted, present_keys
 
 D = dt.date(2026, 11, 20)
 BEFORE = dt.date(2026, 11, 13)

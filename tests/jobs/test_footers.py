@@ -18,11 +18,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from core.lake import LocalLake
 from jobs.datasets import PARTITION, Layer, dataset
 from jobs.footers import EPOCH, ColumnStats, FooterStats, footer_schema, footer_stats, partition_footers
-from jobs.rule_pass import measure_suite, proved_by_footers, rejected_rows, rows_in_repeated_keys
-from jobs.validation import read_written
-from pipeline.lake import LocalLake
+from jobs.validate.rule_pass import measure_suite, proved_by_footers, rejected_rows, rows_in_repeated_keys
+from jobs.validate.run import read_written
 from tests.jobs.spark_jobs import jobs_run_by
 
 DAY = dt.date(2026, 11, 20)

@@ -22,12 +22,12 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from core.lake import LocalLake
 from ingestion.ingest import ingest
 from ingestion.sandbox.server import start_sandbox
-from jobs.transform import run_transform
-from jobs.user_expectations import read_user_suites
-from jobs.validation import ValidationFailed, run_validation
-from pipeline.lake import LocalLake
+from jobs.transform.run import run_transform
+from jobs.validate.run import ValidationFailed, run_validation
+from jobs.validate.user_expectations import read_user_suites
 from tests.browser import data_docs_index_rows, rendered_dom, visible_text
 from tests.conftest import FAST_LIMITS, settings_for
 from tests.jobs.lake_edits import rewrite_partition

@@ -11,8 +11,8 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import pytest
 
-from jobs.gx_artifacts import docs_index_rel, record_gate
-from jobs.validation import Outcome
+from jobs.validate.gx_artifacts import docs_index_rel, record_gate
+from jobs.validate.run import Outcome
 from tests.browser import data_docs_index_rows, rendered_dom, visible_text
 from tests.conftest import BUCKET
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 from pyspark.sql import types as T
 
+from core.lake import LocalLake
 from jobs.datasets import Layer, dataset
 from jobs.io import write_partition, written_schema
-from pipeline.lake import LocalLake
 
 DAY = dt.date(2026, 11, 20)
 

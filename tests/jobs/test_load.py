@@ -17,16 +17,16 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from core.database import DatabaseError, LockBusy, connect
+from core.lake import LocalLake
 from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.load import LOCK_NAMESPACE, LoadError, LoadRefused, load_waves, run_load
-from jobs.transform import run_transform
-from jobs.validation import ValidationFailed, run_validation
-from jobs.warehouse import LOADED
-from pipeline.database import DatabaseError, LockBusy, connect
-from pipeline.lake import LocalLake
+from jobs.load.run import LOCK_NAMESPACE, LoadError, LoadRefused, load_waves, run_load
+from jobs.load.warehouse import LOADED
+from jobs.transform.run import run_transform
+from jobs.validate.run import ValidationFailed, run_validation
 from pipeline.ledger import read_ledger
 from reliability.checks import table_digests, table_rows
 from tests.conftest import CLI, FAST_LIMITS, cli_environ, settings_for
@@ -113,7 +113,7 @@ def test_the_next_date_sends_only_the_catalogue_rows_that_differ_and_ends_as_a_f
 
 def test_a_removed_genre_and_an_emptied_set_disappear_from_the_bridge(spark, two_days, pg_url, pg_schema,
                                                                        caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="jobs.load"):
+    with caplog.at_level(logging.INFO, logger="jobs.load.run"):
         _load(spark, two_days, D1, pg_url, pg_schema)
         _load(spark, two_days, D2, pg_url, pg_schema)
     # the five bridges share one COPY of each date's game ids, dropped with the staging tables

@@ -10,12 +10,12 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
+from core.lake import LocalLake
 from jobs.datasets import Layer, dataset
 from jobs.fingerprint import FINGERPRINT, with_fingerprint
 from jobs.io import read_fingerprinted, read_partition, write_partition
-from jobs.load_plan import partition_digest, plan_load, rows_not_in
-from jobs.warehouse import ensure_schema, record_loaded_partition
-from pipeline.lake import LocalLake
+from jobs.load.plan import partition_digest, plan_load, rows_not_in
+from jobs.load.warehouse import ensure_schema, record_loaded_partition
 
 D1, D2, D3 = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 GAMES = dataset(Layer.MARTS, "dim_games")

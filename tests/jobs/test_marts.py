@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from chispa import assert_df_equality
 
-from jobs import marts
 from jobs.datasets import GAME_COLUMNS, Layer, dataset
+from jobs.transform import marts
 
 DAY = dt.date(2026, 11, 20)
 GAME_SCHEMA = dataset(Layer.STAGING, "games").schema
@@ -45,7 +45,7 @@ def test_incremental_merge_keeps_the_newest_version_of_each_game(spark) -> None:
         (1, "a v2"), (2, "b"), (3, "c newer in the catalogue"), (4, "d"), (5, "e same stamp, changed on D")]
     assert merged.columns == marts.GAME_COLUMN_NAMES
     # a full refresh replaces every game it lists, a stale version too (game 3); game 2, which it does
-    # not list, keeps its row here: jobs/deletions.py decides whether it is gone (test_deletions.py)
+    # not list, keeps its row here: jobs/transform/deletions.py decides whether it is gone (test_deletions.py)
     refreshed = marts.merge_catalogue(previous, changes, full_refresh=True)
     assert sorted((r["game_id"], r["name"]) for r in refreshed.collect()) == [
         (1, "a v2"), (2, "b"), (3, "c stale change"), (4, "d"), (5, "e same stamp, changed on D")]

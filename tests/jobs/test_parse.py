@@ -6,8 +6,8 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from jobs.io import LINES_SCHEMA
-from jobs.parse import parse_lines, quarantine_rows, valid_records
 from jobs.schemas import RAW_SCHEMAS
+from jobs.transform.parse import parse_lines, quarantine_rows, valid_records
 
 SCHEMA = T.StructType([
     T.StructField("id", T.LongType()),

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg2
 from pyspark.sql import types as T
 
-from jobs.pgcopy import copy_lines, copy_text_partition
+from jobs.load.pgcopy import copy_lines, copy_text_partition
 
 SCHEMA = T.StructType([
     T.StructField("id", T.LongType()),

@@ -16,9 +16,9 @@ from chispa import assert_df_equality
 
 from jobs.datasets import Layer, dataset
 from jobs.io import LINES_SCHEMA, conform
-from jobs.parse import REQUIRED, parse_lines, quarantine_rows, valid_records
 from jobs.schemas import RAW_SCHEMAS
-from jobs.staging import stage_games, stage_popularity, stage_reference
+from jobs.transform.parse import REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.transform.staging import stage_games, stage_popularity, stage_reference
 from tests.conftest import SAMPLES
 
 DAY = dt.date(2026, 11, 20)

@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 
 from jobs.datasets import MARTS, STAGING
 from jobs.io import literal_frame
-from jobs.rule_pass import (
+from jobs.validate.rule_pass import (
     bitmap_pays,
     bounds_wanted,
     key_columns,
@@ -29,8 +29,8 @@ from jobs.rule_pass import (
     rows_in_repeated_keys,
     signature,
 )
-from jobs.suites import dataset_suite
-from jobs.validation import GxRunner
+from jobs.validate.run import GxRunner
+from jobs.validate.suites import dataset_suite
 from tests.jobs.spark_jobs import jobs_run_by
 
 DAY = dt.date(2026, 11, 20)

@@ -24,12 +24,12 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from core.errors import ExitCode
 from ingestion.sandbox.faults import Faults
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.load import LOCK_NAMESPACE
-from pipeline.errors import ExitCode
+from jobs.load.run import LOCK_NAMESPACE
 from pipeline.ledger import read_ledger
 from pipeline.progress import marker_path
 from pipeline.runner import (

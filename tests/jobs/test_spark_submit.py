@@ -1,6 +1,6 @@
 """A fresh directory, no settings at all: the whole pipeline runs and PostgreSQL holds the marts.
 
-It goes through spark-submit (jobs/main.py, exactly what EMR runs), so one run proves both the
+It goes through spark-submit (pipeline/main.py, exactly what EMR runs), so one run proves both the
 embedded defaults (built-in sandbox, ./lake, embedded PostgreSQL) and the spark-submit entry point.
 Then `igdb-pipeline run` (what `make run` calls) finds the date done, and `status` says so.
 """

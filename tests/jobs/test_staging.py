@@ -9,7 +9,7 @@ from pyspark.sql import types as T
 
 from jobs.datasets import Layer, dataset
 from jobs.io import conform
-from jobs.staging import bridge, stage_games, stage_popularity, stage_reference
+from jobs.transform.staging import bridge, stage_games, stage_popularity, stage_reference
 
 META = [T.StructField("source_file", T.StringType(), False), T.StructField("line_number", T.LongType(), False)]
 GAME_FIELDS = T.StructType([*META, T.StructField("id", T.LongType()), T.StructField("name", T.StringType()),

@@ -14,18 +14,27 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from core.lake import LocalLake
 from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
-from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, POPULARITY_COLUMNS, REFERENCE_COLUMNS, Layer, dataset
-from jobs.deletions import Evidence
+from jobs.datasets import (
+    BRIDGES,
+    DATASETS,
+    DELETED_AT,
+    POPULARITY_COLUMNS,
+    REFERENCE_COLUMNS,
+    Layer,
+    dataset,
+    staging_table,
+)
 from jobs.fingerprint import with_fingerprint
 from jobs.io import conform, read_partition
-from jobs.marts import GAME_COLUMN_NAMES, merge_catalogue, resolve_names
-from jobs.transform import NAMES_FILE, kept_catalogue, run_transform, staging_table, write_catalogue
-from jobs.validation import run_validation
-from pipeline.lake import LocalLake
+from jobs.transform.deletions import Evidence
+from jobs.transform.marts import GAME_COLUMN_NAMES, merge_catalogue, resolve_names
+from jobs.transform.run import NAMES_FILE, kept_catalogue, run_transform, write_catalogue
+from jobs.validate.run import run_validation
 from reliability.checks import parquet_rows, raw_lines
 from reliability.truth import stageable_game
 from tests.conftest import FAST_LIMITS, settings_for
@@ -294,7 +303,7 @@ def test_duplicates_across_files_and_bad_lines_are_handled(spark, two_days, tmp_
     before = {r["game_id"] for r in _rows(spark, lake_dir, Layer.MARTS, "dim_games", D2)}
     assert set(dim) == before | {1, 2} and dim[1] == "new" and dim[2] == "x"
     # a large partition is written in one pass first, then again ranked when a key repeats: the same result
-    from jobs.transform import stage_entity
+    from jobs.transform.run import stage_entity
 
     manifest = json.loads((folder / "_manifest.json").read_text())
     counts = stage_entity(spark, LocalLake(lake_dir), "games", d3, manifest, rank_at_once_below=0)
@@ -381,7 +390,7 @@ def test_a_transform_killed_at_a_random_point_leaves_no_partial_partition(spark,
     import random
     import time
 
-    from ingestion.entities import ENTITIES
+    from core.entities import ENTITIES
     from reliability import checks
     from reliability.world import start_process
     from tests.conftest import CLI, cli_environ

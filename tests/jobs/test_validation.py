@@ -23,14 +23,14 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from core.lake import LocalLake
 from ingestion.ingest import ingest
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from jobs.datasets import MARTS, STAGING, Layer, dataset
-from jobs.transform import run_transform
-from jobs.validation import ValidationFailed, known_ids, run_validation, with_orphans
-from pipeline.lake import LocalLake
+from jobs.transform.run import run_transform
+from jobs.validate.run import ValidationFailed, known_ids, run_validation, with_orphans
 from tests.browser import rendered_dom
 from tests.conftest import DAY, FAST_LIMITS, settings_for
 from tests.jobs.lake_edits import rewrite_partition
@@ -336,14 +336,14 @@ def test_schema_drift_found_by_ingestion_is_a_warning_in_the_report(spark, clean
 
 
 def test_unknown_outputs_are_a_usage_error(spark, clean) -> None:
-    from pipeline.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="marts/nope"):
         run_validation(spark, LocalLake(clean["lake"]), DAY, "x", only=["marts/nope"])
 
 
 def test_a_date_without_a_transform_report_says_what_to_run(spark, clean, tmp_path: Path) -> None:
-    from jobs.validation import MissingInput
+    from jobs.validate.run import MissingInput
 
     with pytest.raises(MissingInput, match="igdb-pipeline transform --date 2026-11-19"):
         run_validation(spark, LocalLake(clean["lake"]), DAY - dt.timedelta(days=1), "x")
@@ -412,8 +412,8 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
                                                                  monkeypatch, capsys) -> None:
     import logging
 
+    from core.config import PIPELINE_VARIABLES
     from pipeline.cli import main
-    from pipeline.config import PIPELINE_VARIABLES
     from pipeline.ledger import read_ledger
     from tests.conftest import CLI, cli_environ
 

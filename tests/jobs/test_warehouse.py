@@ -10,7 +10,7 @@ from psycopg2 import sql
 
 from bench.bench_fact_history import fill_fact, make_game_first
 from jobs.datasets import Layer, dataset
-from jobs.warehouse import ensure_schema, stage_ddl, stage_name, upsert_statements
+from jobs.load.warehouse import ensure_schema, stage_ddl, stage_name, upsert_statements
 
 DAY = dt.date(2026, 11, 20)
 FACT = dataset(Layer.MARTS, "fct_game_popularity")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ExitCode
 from ingestion.sandbox.faults import Faults
-from pipeline.errors import ExitCode
 from pipeline.ledger import read_ledger
 from reliability.scenarios import Context
 from reliability.world import Postgres, Run, World

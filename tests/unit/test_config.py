@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PIPELINE_VARIABLES, SETTINGS, load_settings, without_pipeline_settings
-from pipeline.errors import ConfigError
+from core.config import PIPELINE_VARIABLES, SETTINGS, load_settings, without_pipeline_settings
+from core.errors import ConfigError
 
 
 def _conf(tmp_path: Path, text: str) -> str:

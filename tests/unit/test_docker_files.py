@@ -9,8 +9,8 @@ from pathlib import Path
 import pyspark
 import yaml
 
+from core.config import SETTINGS, load_settings
 from pipeline import environment
-from pipeline.config import SETTINGS, load_settings
 from tests.conftest import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.entities import LandingMode
+from core.entities import LandingMode
+from core.lake import LocalLake, exchange_paths
 from ingestion.paginator import max_id_query, page_query
 from ingestion.watermarks import EntityState, plan_window
-from pipeline.lake import LocalLake, exchange_paths
 
 DAY = dt.date(2026, 11, 20)
 

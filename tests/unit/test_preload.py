@@ -25,13 +25,13 @@ def test_the_later_steps_modules_are_imported_in_the_background() -> None:
     script = (
         "import sys\n"
         "from pipeline.steps import preload_modules\n"
-        "modules = ('jobs.transform', 'jobs.validation', 'great_expectations', 'jobs.load')\n"
+        "modules = ('jobs.transform.run', 'jobs.validate.run', 'great_expectations', 'jobs.load.run')\n"
         "assert not any(m in sys.modules for m in modules)\n"
         "thread = preload_modules(['transform', 'validate', 'load'])\n"
         "assert thread is not None and thread.daemon\n"
-        "assert 'jobs.transform' in sys.modules\n"
+        "assert 'jobs.transform.run' in sys.modules\n"
         "thread.join(120)\n"
         "print(sorted(m for m in modules if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['great_expectations', 'jobs.load', 'jobs.transform', 'jobs.validation']"
+    assert out.strip() == "['great_expectations', 'jobs.load.run', 'jobs.transform.run', 'jobs.validate.run']"

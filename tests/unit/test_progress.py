@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import load_settings
-from pipeline.lake import LocalLake
+from core.config import load_settings
+from core.lake import LocalLake
 from pipeline.progress import (
     StepState,
     clear_markers,

@@ -8,8 +8,8 @@ import pytest
 
 from jobs.datasets import DATASETS, MARTS, STAGING, Between, Layer, LoadKind, References, Severity, dataset
 from jobs.fingerprint import FINGERPRINT
-from jobs.rule_pass import signature
-from jobs.suites import dataset_suite, narrowed, orphan_column, reconciliation_suite
+from jobs.validate.rule_pass import signature
+from jobs.validate.suites import dataset_suite, narrowed, orphan_column, reconciliation_suite
 
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 24, 9, 0)

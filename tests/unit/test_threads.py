@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from pipeline.logs import current_context, log_context
-from pipeline.threads import Task, map_in_threads, run_graph
+from core.logs import current_context, log_context
+from core.threads import Task, map_in_threads, run_graph
 
 
 def test_map_in_threads_keeps_the_order_and_the_callers_context() -> None:

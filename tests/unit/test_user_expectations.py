@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from jobs.user_expectations import read_user_suites
-from pipeline.config import PROJECT_ROOT, expectations_folder
-from pipeline.errors import ConfigError
+from core.config import PROJECT_ROOT, expectations_folder
+from core.errors import ConfigError
+from jobs.validate.user_expectations import read_user_suites
 from tests.conftest import BUCKET
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples" / "expectations"

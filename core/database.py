@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
-from pipeline.errors import ExitCode, PipelineError
-from pipeline.logs import event, redact
+from core.errors import ExitCode, PipelineError
+from core.logs import event, redact
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ def serialize_ddl(cur: Any, schema: str) -> None:
     `CREATE ... IF NOT EXISTS` is not safe against itself: two processes starting on a new
     database (two dates at once) both pass the check and one fails on a duplicate catalogue key."""
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (DDL_LOCK_NAMESPACE, schema))
+
+
+def create_schema(cur: Any, schema: str) -> None:
+    """The schema, in the caller's transaction, which then holds the schema's DDL lock
+    (serialize_ddl): every creation of a schema's tables starts here."""
+    serialize_ddl(cur, schema)
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 class DatabaseError(PipelineError):

@@ -1,4 +1,4 @@
-"""What spark-submit runs (locally, in Docker, on EMR): `jobs/main.py --job <name> --date D [--lake URI]`.
+"""What spark-submit runs (locally, in Docker, on EMR): `pipeline/main.py --job <name> --date D [--lake URI]`.
 
 It is the same code as `igdb-pipeline <job>`, with the Spark master left to spark-submit.
 Any other pipeline flag (--env, --conf, --set key=value) passes through.
@@ -14,7 +14,7 @@ JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status", 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs/main.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="pipeline/main.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, choices=JOBS, help="the step to run")
     args, rest = parser.parse_known_args(argv)

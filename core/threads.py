@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pipeline.logs import bind_context, current_context
+from core.logs import bind_context, current_context
 
 T = TypeVar("T")
 R = TypeVar("R")

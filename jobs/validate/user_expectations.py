@@ -3,7 +3,7 @@
 A data engineer who knows Great Expectations writes a rule the way GX itself stores a suite (the
 JSON a FileDataContext writes for an ExpectationSuite: `{"expectations": [{"type": ..., "kwargs":
 ..., "meta": ..., "severity": ...}]}`), and the gate adds it to the suite it generates for that
-output (jobs/suites.py). Every file is checked before any Spark work: a file that is not such a
+output (jobs/validate/suites.py). Every file is checked before any Spark work: a file that is not such a
 suite, an expectation type GX does not know, arguments GX rejects, or a column the output does
 not have is a ConfigError (exit 2) naming the file and the entry, so a typo never waits for the
 transform to finish. Pure apart from reading the folder.
@@ -22,10 +22,10 @@ from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.expectations.metadata_types import FailureSeverity
 
+from core.errors import ConfigError
+from core.lake import Lake, open_lake
 from jobs.datasets import MARTS, PARTITION, STAGING, Dataset
-from jobs.suites import orphan_column, references
-from pipeline.errors import ConfigError
-from pipeline.lake import Lake, open_lake
+from jobs.validate.suites import orphan_column, references
 
 ENTRY_FIELDS = frozenset({"type", "kwargs", "meta", "severity", "description", "notes", "id", "rendered_content"})
 SUITE_FIELDS = frozenset({"name", "id", "expectations", "meta", "notes", "suite_parameters", "data_asset_type"})

@@ -19,18 +19,17 @@ the same transaction as the rows) proves it:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from core.lake import Lake
 from jobs.datasets import Dataset, LoadKind
-from jobs.fingerprint import FINGERPRINT
-from jobs.warehouse import loaded_partitions_query, missing_partitions_query
-from pipeline.lake import Lake
+from jobs.fingerprint import FINGERPRINT, digest_of
+from jobs.load.warehouse import loaded_partitions_query, missing_partitions_query
 
 Mode = Literal["full", "delta", "unchanged"]
 
@@ -40,14 +39,6 @@ class LoadPlan:
     mode: Mode
     why: str
     base: dt.date | None = None  # delta: the date whose rows the table holds
-
-
-def digest_of(names: Iterable[str]) -> str | None:
-    """Identity of a partition's content from the names of the files listed in it: its data files'
-    names (not Spark's hidden `_SUCCESS` and `.crc` files). Spark names every file it writes with
-    the writing job's UUID, so a rewrite of the date always changes the digest. None: no data file."""
-    data = sorted(n for n in names if not n.startswith((".", "_")))
-    return hashlib.sha256("\n".join(data).encode()).hexdigest() if data else None
 
 
 def partition_digest(lake: Lake, ds: Dataset, day: dt.date) -> str | None:

@@ -10,7 +10,7 @@ is not grouped row by row: the same aggregate job finds each key column's bounds
 one long code, and Spark's bitmap functions count its distinct values per 32,768-code bucket.
 Rows equal to distinct codes proves the key unique; anything else (rare: a failing key) falls back
 to the exact group-by, which also gives GX's unexpected count. Only what this pass finds
-failing goes back to GX (jobs/validation.py), whose verdict, counts and sample rows are what the
+failing goes back to GX (jobs/validate/run.py), whose verdict, counts and sample rows are what the
 report shows. An expectation this pass cannot decide exactly as GX does (`measurable`: another
 type, or arguments such as `mostly` or `row_condition`, as users' own suites may hold) gets no
 measure: the gate hands it to GX's engine whole, so nothing passes unmeasured.
@@ -135,7 +135,8 @@ def rejected_rows(expectation: Expectation) -> Column | None:
         return column.isNotNull() & ~_ACCEPTS[kind](column, kwargs)
     if kind in (*_KEYS, *_SCHEMA, *_TABLE):
         return None
-    raise ValueError(f"{kind} has no one-pass measure in jobs/rule_pass.py: add one before using it in a suite")
+    raise ValueError(f"{kind} has no one-pass measure in jobs/validate/rule_pass.py: add one before using it "
+                     "in a suite")
 
 
 def _bounds_hold(low: Any, high: Any, kwargs: dict[str, Any]) -> bool:

@@ -3,7 +3,7 @@
 Every dataset gets the rules its declaration implies (exact columns and types as written in the
 files, the partition's dt is D, non-nullable columns not null, key unique, marts not empty) plus
 the value rules it declares in `checks`. A reference to another dataset is checked on a column
-the gate appends (jobs/validation.py joins the target): `orphan_<column>` holds the value when
+the gate appends (jobs/validate/run.py joins the target): `orphan_<column>` holds the value when
 the target lacks it, null otherwise, so its unexpected values are exactly the orphans. The count
 reconciliation runs on a small frame of per-entity counts. Pure: declarations in, suites out.
 """
@@ -129,7 +129,7 @@ def _value_rules(ds: Dataset, day: dt.date, now: dt.datetime,
 def dataset_suite(ds: Dataset, day: dt.date, now: dt.datetime, targets: Mapping[str, str] | None = None,
                   user: Sequence[Expectation] = ()) -> gx.ExpectationSuite:
     """Everything checked on one dataset's dt=D as read from its files: the rules its declaration
-    implies, then the users' own for this output (jobs/user_expectations.py; copies, as a suite
+    implies, then the users' own for this output (jobs/validate/user_expectations.py; copies, as a suite
     takes ownership of its expectations). `now` is naive UTC; `targets` names the files of
     reference targets (`reference_identity`)."""
     return gx.ExpectationSuite(name=ds.rel_path, expectations=[*_declared(ds), *_value_rules(ds, day, now, targets),

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ingestion.entities import ENTITIES
-from pipeline.errors import ConfigError
+from core.entities import ENTITIES
+from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXPECTATIONS_FOLDER = "expectations"  # the users' own GX suites, under conf/ beside the settings files

@@ -43,7 +43,7 @@ from ruamel.yaml import YAML
 if TYPE_CHECKING:
     from great_expectations.data_context import FileDataContext
 
-    from jobs.validation import Outcome
+    from jobs.validate.run import Outcome
 
 log = logging.getLogger(__name__)
 for _name in ("great_expectations", "great_expectations.render", "great_expectations.data_context"):

@@ -33,7 +33,7 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
     """The catalogue as of D: the previous catalogue with D's changed games, latest updated_at wins.
 
     A full refresh of D replaces every game it lists; the earlier rows of the games it does not
-    list stay as they are (jobs/deletions.py marks those it shows deleted: a row is never dropped
+    list stay as they are (jobs/transform/deletions.py marks those it shows deleted: a row is never dropped
     for being absent, since a quarantined line is absent too). On equal updated_at the change of
     D wins over the previous catalogue. Both sides hold one row per game_id; each is filtered by
     the other's (game_id, updated_at) pairs, so only those narrow pairs move (a day changes a few

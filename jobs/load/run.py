@@ -1,9 +1,9 @@
 """The load step for a date D: the validated marts of D into PostgreSQL, idempotently.
 
-Per mart: jobs/load_plan.py decides what must be sent (all rows, only those that differ from
+Per mart: jobs/load/plan.py decides what must be sent (all rows, only those that differ from
 the date the table last took in, or nothing); executors COPY their Spark partitions of it into
 an UNLOGGED staging table (nothing is collected on the driver); then one transaction moves the
-rows into the mart's table with the statements of jobs/warehouse.py, records the partition in
+rows into the mart's table with the statements of jobs/load/warehouse.py, records the partition in
 `loaded_partitions` and drops the staging table. A crash before the commit leaves the mart as it
 was; after it, as loaded. The catalogue loads first and alone, then the other marts side by side
 (`load_waves`). A per-date advisory lock keeps two loads of D apart, a per-mart one makes loads
@@ -25,12 +25,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from core.database import advisory_lock, connection, waiting_advisory_lock
+from core.errors import ExitCode, PipelineError
+from core.lake import Lake
+from core.logs import event, log_context
+from core.threads import map_in_threads
 from jobs.datasets import DATASETS, Dataset, Layer, LoadKind
 from jobs.io import read_fingerprinted, read_partition
-from jobs.load_plan import LoadPlan, bridges_follow, partition_digest, plan_load, rows_not_in
-from jobs.pgcopy import copy_lines, copy_text_partition
-from jobs.reports import validation_summary, validation_verdict
-from jobs.warehouse import (
+from jobs.load.pgcopy import copy_lines, copy_text_partition
+from jobs.load.plan import LoadPlan, bridges_follow, partition_digest, plan_load, rows_not_in
+from jobs.load.warehouse import (
     LOADED,
     SOURCE_DT,
     analyze,
@@ -49,11 +53,7 @@ from jobs.warehouse import (
     stage_ddl,
     upsert_statements,
 )
-from pipeline.database import advisory_lock, connection, waiting_advisory_lock
-from pipeline.errors import ExitCode, PipelineError
-from pipeline.lake import Lake
-from pipeline.logs import event, log_context
-from pipeline.threads import map_in_threads
+from jobs.reports import validation_summary, validation_verdict
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Reads each output of D as written (the files' own schema, not the declared one, so a type drift
 shows) and appends an orphan_* column per declared reference (an existence join with the target). Its
-suite (jobs/suites.py) is measured in one Spark pass (jobs/rule_pass.py); every expectation that
+suite (jobs/validate/suites.py) is measured in one Spark pass (jobs/validate/rule_pass.py); every expectation that
 pass finds failing is re-run by GX, whose verdict, counts and samples are what the report shows.
 Then GX checks the count reconciliation per raw entity. The outcome is a summary (JSON and HTML
 under reports/validation/dt=D/) and a verdict: any failed critical expectation blocks the load.
@@ -27,18 +27,22 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ingestion.drift import DRIFT_REPORT, drift_lines
-from ingestion.entities import ENTITIES
-from ingestion.landing import read_manifest
-from jobs.datasets import DELETED_AT, MARTS, STAGING, Dataset, Layer, References, Severity, dataset
+from core.entities import ENTITIES
+from core.errors import ConfigError, ExitCode, PipelineError
+from core.lake import Lake
+from core.logs import event, log_context
+from core.raw_lake import DRIFT_REPORT, drift_lines, read_manifest
+from core.threads import map_in_threads
+from jobs.datasets import DELETED_AT, MARTS, STAGING, Dataset, Layer, References, Severity, dataset, staging_table
+from jobs.fingerprint import digest_of
 from jobs.footers import FooterStats, footer_schema, footer_stats, partition_footers, with_partition
-from jobs.guards import HISTORY_KEY, Limits, figures, history_frame, history_suite
-from jobs.gx_artifacts import record_gate
 from jobs.io import literal_frame
-from jobs.load_plan import digest_of
 from jobs.reports import TRANSFORM_REPORT, VALIDATION_DIR, read_report
-from jobs.rule_pass import Measure, measure_suite, signature
-from jobs.suites import (
+from jobs.validate.guards import HISTORY_KEY, Limits, figures, history_frame, history_suite
+from jobs.validate.gx_artifacts import record_gate
+from jobs.validate.report import render_html
+from jobs.validate.rule_pass import Measure, measure_suite, signature
+from jobs.validate.suites import (
     RECONCILIATION_KEY,
     dataset_suite,
     narrowed,
@@ -47,13 +51,7 @@ from jobs.suites import (
     reference_rule,
     references,
 )
-from jobs.transform import staging_table
-from jobs.user_expectations import UserSuite
-from jobs.validation_report import render_html
-from pipeline.errors import ConfigError, ExitCode, PipelineError
-from pipeline.lake import Lake
-from pipeline.logs import event, log_context
-from pipeline.threads import map_in_threads
+from jobs.validate.user_expectations import UserSuite
 
 log = logging.getLogger(__name__)
 
@@ -525,7 +523,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
                    data_docs: bool = True) -> dict[str, Any]:
     """Validate every staging table and mart of D; write the report; return its summary.
 
-    `user` holds the users' own suites by output (jobs/user_expectations.py), added to the
+    `user` holds the users' own suites by output (jobs/validate/user_expectations.py), added to the
     generated ones. `engine` "fast" decides with the one-pass evaluator and asks GX only about
     failures and what it cannot measure; "gx" asks GX's own Spark engine about everything.
     `data_docs`: record the gate in the lake's GX project and update its Data Docs.
@@ -614,7 +612,7 @@ def run_validation(spark: SparkSession, lake: Lake, day: dt.date, run_id: str, m
 
 
 def _record_in_gx(lake: Lake, gate: Gate, validated_at: str) -> tuple[str | None, float]:
-    """The gate's results stored in the lake's GX project and its Data Docs updated (jobs/gx_artifacts.py):
+    """The gate's results stored in the lake's GX project and its Data Docs updated (jobs/validate/gx_artifacts.py):
     (the Data Docs index URI, seconds it took, apart from the verdict's). A failure to record is
     logged as an error and leaves the URI None: the verdict stands either way."""
     started = time.monotonic()

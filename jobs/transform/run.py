@@ -1,7 +1,7 @@
 """The transform step for a date D: raw -> quarantine + staging + bridges -> marts.
 
-I/O lives here; every transformation is a pure function from jobs.parse, jobs.staging and
-jobs.marts. Counts reconcile per entity: raw lines = staged-or-collapsed + quarantined.
+I/O lives here; every transformation is a pure function from jobs.transform.parse, jobs.transform.staging and
+jobs.transform.marts. Counts reconcile per entity: raw lines = staged-or-collapsed + quarantined.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ingestion.entities import ENTITIES
-from ingestion.landing import read_manifest
-from jobs import deletions, marts, staging
-from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, REFERENCE_COLUMNS, Dataset, Layer, dataset
-from jobs.deletions import Evidence, deletion_evidence, present_keys
+from core.entities import ENTITIES
+from core.lake import Lake
+from core.logs import event, log_context
+from core.raw_lake import read_manifest
+from core.threads import Task, map_in_threads, run_graph
+from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, REFERENCE_COLUMNS, Dataset, Layer, dataset, staging_table
 from jobs.fingerprint import with_fingerprint
 from jobs.io import (
     TransformError,
@@ -38,12 +39,11 @@ from jobs.io import (
     write_counted,
     write_partition,
 )
-from jobs.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
 from jobs.reports import TRANSFORM_REPORT, validation_verdict
 from jobs.schemas import RAW_SCHEMAS
-from pipeline.lake import Lake
-from pipeline.logs import event, log_context
-from pipeline.threads import Task, map_in_threads, run_graph
+from jobs.transform import deletions, marts, staging
+from jobs.transform.deletions import Evidence, deletion_evidence, present_keys
+from jobs.transform.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,6 @@ class EntityCounts:
     def collapsed(self) -> int:
         """Valid lines folded into a newer version of the same key (dedupe, not loss)."""
         return self.valid - self.staged
-
-
-def staging_table(entity: str) -> str:
-    """The staging table ("staging/<name>") a raw entity lands in: reference snapshots are ref_<entity>."""
-    name = entity if entity in ("games", "popularity_primitives") else f"ref_{entity}"
-    return dataset(Layer.STAGING, name).rel_path
 
 
 def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> DataFrame:

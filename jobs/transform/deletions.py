@@ -21,10 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from core.lake import Lake
 from jobs.datasets import DELETED_AT, Layer, dataset
 from jobs.fingerprint import FINGERPRINT, fingerprint_of
 from jobs.io import literal_frame, read_partition
-from pipeline.lake import Lake
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 from psycopg2 import sql
 from pyspark.sql import types as T
 
+from core.database import create_schema
 from jobs.datasets import DATASETS, DELETED_AT, MARTS, Dataset, Layer, LoadKind
-from pipeline.ledger import create_schema_and_ledger
 
 SOURCE_DT = "source_dt"
 SNAPSHOT_DATE = "snapshot_date"  # what a REPLACE_DATE mart's rows are replaced by
@@ -97,7 +97,7 @@ LOADED_PARTITIONS = "loaded_partitions"
 
 def loaded_partitions_ddl(schema: str) -> sql.Composed:
     """Which lake partition each mart's table took in, per date: lets the next load send only what
-    differs from it (jobs/load_plan.py). Written in the same transaction as the mart's rows."""
+    differs from it (jobs/load/plan.py). Written in the same transaction as the mart's rows."""
     return sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (mart text NOT NULL, dt date NOT NULL, partition_digest text NOT NULL, "
         "mode text NOT NULL, staged_rows bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), "
@@ -132,7 +132,7 @@ def ensure_schema(conn: Any, schema: str) -> None:
     """Create or migrate everything the load needs, in one transaction; idempotent and lock-light:
     an existing table is only inspected, and altered only when a declared column is missing."""
     with conn, conn.cursor() as cur:
-        create_schema_and_ledger(cur, schema)
+        create_schema(cur, schema)
         cur.execute(loaded_partitions_ddl(schema))
         for ds in LOADED:
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "

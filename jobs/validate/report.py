@@ -10,7 +10,7 @@ import json
 from html import escape
 from typing import Any
 
-from jobs.gx_artifacts import docs_index_rel
+from jobs.validate.gx_artifacts import docs_index_rel
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #1d1d1f; }

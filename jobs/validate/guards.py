@@ -22,9 +22,9 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from core.lake import Lake
 from jobs.datasets import Layer, Severity, dataset
 from jobs.io import literal_frame, live_rows
-from pipeline.lake import Lake
 
 HISTORY = "checks/history"
 HISTORY_KEY = ("dt",)

@@ -1,0 +1,1 @@
+"""The load stage: a validated date's marts upserted into PostgreSQL."""
