@@ -59,4 +59,4 @@ exec "$here/.venv/bin/spark-submit" \
   --conf spark.sql.shuffle.partitions="${SPARK_SHUFFLE_PARTITIONS:-8}" \
   --conf spark.ui.enabled=false \
   "${ship[@]}" \
-  "$here/jobs/main.py" --job "$job" "$@"
+  "$here/pipeline/main.py" --job "$job" "$@"

@@ -41,7 +41,7 @@ from bench.common import OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
 from core.config import PROJECT_ROOT
 from pipeline import environment, local_cluster
-from pipeline.emr import runtime_requirements
+from pipeline.environment import runtime_requirements
 
 SCHEMA = "bench_cluster"
 DRIVER_MEMORY = "6g"  # local mode: the one JVM does all the work

@@ -254,8 +254,8 @@ GC_DATES = 33  # thirty kept by the default retention, three to remove
 def timed_gc(lake: Path, url: str, env: dict[str, str]) -> dict[str, Any]:
     """`igdb-pipeline gc` over a lake of GC_DATES done dates: each date's partitions are hard links
     of D+2's (the layout and file count of a real date), with done markers and ledger rows."""
+    from pipeline.ledger import STEPS as ALL_STEPS
     from pipeline.ledger import ledger_step
-    from pipeline.steps import STEPS as ALL_STEPS
 
     first = REFRESH + dt.timedelta(days=1)
     days = [first + dt.timedelta(days=n) for n in range(GC_DATES)]

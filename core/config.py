@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from core.days import strict_date
 from core.entities import ENTITIES
 from core.errors import ConfigError
 
@@ -128,16 +130,6 @@ def memory_size(raw: Any) -> str:
     if not re.fullmatch(r"\d+[kmgt]", text):
         raise ValueError("must be a JVM memory size like 4g or 512m")
     return text
-
-
-def strict_date(text: str) -> dt.date:
-    """YYYY-MM-DD only (Python 3.11 would also take 20261120, which a partition name must not)."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise ValueError("must be a date YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("must be a date YYYY-MM-DD") from None
 
 
 def iso_date(raw: Any) -> dt.date | None:
@@ -386,9 +378,7 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _fetch_s3_conf(uri: str) -> Path:
     """An EMR step names its settings file in the bundle (s3://...); read it into a local temp file."""
-    import tempfile
-
-    import boto3
+    import boto3  # only an s3:// settings file needs it: the heaviest import of a local command
     from botocore.exceptions import BotoCoreError, ClientError
 
     parts = urlsplit(uri)

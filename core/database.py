@@ -67,7 +67,7 @@ def embedded_url(data_dir: str | Path) -> str:
     folder = (Path(data_dir) / "postgres").resolve()
     if folder not in _embedded:
         try:
-            import pgserver
+            import pgserver  # an optional extra: only machines without a database server install it
         except ImportError as exc:  # pragma: no cover - installed with the project
             raise DatabaseError("DATABASE_URL is not set and the embedded PostgreSQL (pgserver) is not "
                                 "installed: run `make setup`, or set DATABASE_URL") from exc

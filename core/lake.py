@@ -308,7 +308,7 @@ class S3Lake(Lake):
     """S3 through boto3; `AWS_ENDPOINT_URL` points it at moto or MinIO in tests and Docker."""
 
     def __init__(self, uri: str, staging_root: str | Path | None = None) -> None:
-        import boto3  # imported here: local runs never need it
+        import boto3  # only an s3:// lake needs it: the heaviest import of a local command
 
         parts = urlsplit(uri)
         self.uri = uri.rstrip("/")

@@ -31,6 +31,10 @@ from ingestion.landing import write_manifest
 from ingestion.memory import limit_malloc_arenas
 from ingestion.multiquery import PageSource, Turn, page_source
 from ingestion.paginator import KeysetFetcher
+from ingestion.sandbox.faults import Faults, Limits
+from ingestion.sandbox.generator import GeneratorSpec
+from ingestion.sandbox.server import start_sandbox
+from ingestion.sandbox.store import Store
 from ingestion.watermarks import WatermarkStore, Window, plan_window
 
 log = logging.getLogger(__name__)
@@ -64,11 +68,6 @@ def igdb_client(settings: Settings) -> Iterator[IGDBClient]:
         finally:
             client.close()
         return
-    from ingestion.sandbox.faults import Faults, Limits
-    from ingestion.sandbox.generator import GeneratorSpec
-    from ingestion.sandbox.server import start_sandbox
-    from ingestion.sandbox.store import Store
-
     store = Store.generated(GeneratorSpec(games=settings.sandbox_games, seed=settings.sandbox_seed))
     sandbox = start_sandbox(store, limits=Limits(settings.igdb_rate_limit_per_second, settings.igdb_max_in_flight),
                             faults=Faults(latency_ms=settings.sandbox_latency_ms,

@@ -13,20 +13,28 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from core.config import Settings, load_settings, parse_overrides, strict_date
+from core.config import ALL_ENTITIES, Settings, load_settings, name_list, parse_overrides
+from core.database import resolve_url
+from core.days import days_between, parse_date
 from core.errors import ConfigError, ExitCode, PipelineError
 from core.logs import configure_logging, event, register_secrets
-from pipeline.steps import STEPS
+from ingestion.sandbox.cli import add_sandbox_parser
+from pipeline.ledger import STEPS
+from pipeline.retention import collection_lines
+from pipeline.runner import (
+    catchup_range,
+    collect_garbage,
+    date_states,
+    missing_dates,
+    run_date,
+    run_dates,
+    run_single_step,
+    summary_text,
+)
+from pipeline.status import render_status, status_range
+from pipeline.steps import SparkHandle, user_suites
 
 log = logging.getLogger("igdb_pipeline")
-
-
-def parse_date(text: str) -> dt.date:
-    """A --date flag: strict YYYY-MM-DD, or a usage error."""
-    try:
-        return strict_date(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def _common() -> argparse.ArgumentParser:
@@ -154,8 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     gc.set_defaults(handler=_cmd_gc)
 
-    from ingestion.sandbox.cli import add_sandbox_parser
-
     add_sandbox_parser(sub, common)
     return parser
 
@@ -168,20 +174,16 @@ def _accept_arg(parser: argparse.ArgumentParser) -> None:
 
 def check_user_expectations(settings: Settings) -> None:
     """Read and check the users' own GX suites now, so a typo in one is exit 2 before any Spark work."""
-    from pipeline.steps import user_suites
-
     user_suites(settings)
 
 
 def _spark(settings: Settings, purpose: str) -> Any:
-    from pipeline.steps import SparkHandle
-
     return SparkHandle(lambda: spark_session(settings, f"igdb-{purpose}"))
 
 
 def spark_session(settings: Settings, app_name: str) -> Any:
     """Local Spark from the settings, or the session spark-submit set up (spark.master=spark-submit)."""
-    from jobs.session import build_session
+    from jobs.session import build_session  # pyspark loads only when a command needs a session
 
     if settings.spark_master == "spark-submit":
         return build_session(app_name)
@@ -191,8 +193,6 @@ def spark_session(settings: Settings, app_name: str) -> Any:
 
 def _single(settings: Settings, day: dt.date, step: str, headline: str, **options: Any) -> int:
     """One step with the same bookkeeping as `run` (run lock, ledger row, done marker)."""
-    from pipeline.runner import run_single_step
-
     result = run_single_step(settings, day, step, _spark(settings, f"{step}-{day}"), **options)
     print(headline)
     for line in result.lines:
@@ -203,8 +203,6 @@ def _single(settings: Settings, day: dt.date, step: str, headline: str, **option
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     entities = None
     if args.entities:
-        from core.config import ALL_ENTITIES, name_list
-
         entities = name_list(args.entities)
         unknown = sorted(set(entities) - set(ALL_ENTITIES))
         if unknown:
@@ -219,8 +217,6 @@ def _cmd_transform(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from core.config import name_list
-
     check_user_expectations(settings)
     only = name_list(args.only) if args.only else None
     scope = f" (only {', '.join(only)})" if only else ""
@@ -238,8 +234,6 @@ def _yesterday() -> dt.date:
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """One date (resuming), or every date not done up to yesterday (--catchup)."""
-    from pipeline.runner import run_date, summary_text
-
     if args.catchup == (args.date is not None):
         raise ConfigError("give either --date YYYY-MM-DD or --catchup")
     if args.until and not args.catchup:
@@ -262,9 +256,6 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.retention import collection_lines
-    from pipeline.runner import collect_garbage
-
     plan = collect_garbage(settings, args.as_of or dt.datetime.now(dt.UTC).date(), dry_run=args.dry_run)
     print("\n".join(collection_lines(plan, args.dry_run)))
     return ExitCode.OK
@@ -272,9 +263,6 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_range(settings: Settings, spark: Any, first: dt.date | None, last: dt.date, force: bool) -> int:
     """Backfill (first given: every date) or catch-up (first None: the dates not done since the start)."""
-    from core.days import days_between
-    from pipeline.runner import catchup_range, date_states, missing_dates, run_dates, summary_text
-
     if first is None:
         states = date_states(settings, database_url(settings))
         low, high = catchup_range(settings, states, last)
@@ -296,9 +284,6 @@ def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.runner import date_states
-    from pipeline.status import render_status, status_range
-
     states = date_states(settings, database_url(settings))
     first, last = status_range(states, settings.pipeline_start_date, args.date_from, args.date_to, _yesterday())
     print(render_status(states, first, last))
@@ -306,8 +291,6 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def database_url(settings: Settings) -> str:
-    from core.database import resolve_url
-
     return resolve_url(settings.database_url, settings.data_dir)
 
 

@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
 from core.config import PROJECT_ROOT
-from core.days import days_between
+from core.days import days_between, parse_date
 from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 from pipeline import environment
 
@@ -40,7 +44,6 @@ PYFILES = "igdb_pipeline.zip"
 ENTRY = "main.py"
 SETTINGS_FILE = "emr.yaml"
 BOOTSTRAP = "bootstrap/install-python-deps.sh"
-NOT_ON_EMR = {"pyspark"}  # EMR brings its own Spark; installing pyspark from PyPI would shadow it
 PYTHON_ENVS = ("archive", "bootstrap")
 DEFAULT_RETRIES = 2
 
@@ -50,27 +53,6 @@ def version() -> str:
     found = re.search(r'version="([^"]+)"', text)
     assert found, "setup.py has no version"
     return found.group(1)
-
-
-def runtime_requirements(root: Path = PROJECT_ROOT) -> list[str]:
-    """setup.py's install_requires as exact pins from constraints.txt, without what EMR provides."""
-    setup_text = (root / "setup.py").read_text(encoding="utf-8")
-    block = setup_text.split("install_requires=[", 1)[1].split("]", 1)[0]
-    names = [re.split(r"[<>=!~ ]", line.strip().strip('",'), maxsplit=1)[0]
-             for line in block.splitlines() if line.strip().startswith('"')]
-    pins = {}
-    for line in (root / "constraints.txt").read_text(encoding="utf-8").splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, pinned = line.split("==", 1)
-            pins[_normal(name)] = pinned.strip()
-    missing = [n for n in names if _normal(n) not in pins and _normal(n) not in NOT_ON_EMR]
-    if missing:
-        raise ConfigError(f"constraints.txt pins none of {', '.join(missing)}: run `make lock`")
-    return [f"{n}=={pins[_normal(n)]}" for n in names if _normal(n) not in NOT_ON_EMR]
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def build_bundle(out: Path, root: Path = PROJECT_ROOT,
@@ -87,12 +69,12 @@ def build_bundle(out: Path, root: Path = PROJECT_ROOT,
         for package in PACKAGES:
             for source in sorted((root / package).rglob("*.py")):
                 archive.write(source, source.relative_to(root).as_posix())
-    shutil.copyfile(root / "jobs" / "main.py", files["entry"])
+    shutil.copyfile(root / "pipeline" / "main.py", files["entry"])
     shutil.copyfile(root / "conf" / "emr.yaml", files["settings"])
     shutil.copyfile(root / "constraints.txt", files["constraints"])
     shutil.copyfile(root / BOOTSTRAP, files["bootstrap"])
     shutil.copyfile(root / "conf" / "emr" / "configurations.json", files["configurations"])
-    requirements = runtime_requirements(root)
+    requirements = environment.runtime_requirements(root)
     files["requirements"].write_text("\n".join(requirements) + "\n", encoding="utf-8")
     environment.environment_archive(files["environment"], requirements, python_prefix)
     return files
@@ -185,9 +167,6 @@ def steps_for(first: dt.date, last: dt.date | None, bundle_uri: str, python_env:
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """AWS's refusals (and unreachable endpoints) as a PipelineError with exit code 1."""
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
     except (Boto3Error, BotoCoreError, ClientError) as exc:
@@ -200,8 +179,6 @@ def add_steps(emr: Any, cluster_id: str, steps: list[dict[str, Any]]) -> list[st
 
 @tool_main
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.cli import parse_date
-
     parser = argparse.ArgumentParser(prog="python -m pipeline.emr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,8 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "step":
         print(json.dumps(steps, indent=2))
         return ExitCode.OK
-    import boto3
-
     files = build_bundle(Path(args.out))
     with aws_errors():
         uploaded = upload_bundle(boto3.client("s3"), files, args.bundle_uri)

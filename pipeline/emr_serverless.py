@@ -21,6 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from core.days import parse_date
 from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 from pipeline import emr
 
@@ -83,8 +86,6 @@ def run_dates(client: Any, days: Sequence[dt.date], spec: Callable[[dt.date], di
 
 @tool_main
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.cli import parse_date
-
     parser = argparse.ArgumentParser(prog="python -m pipeline.emr_serverless", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--date", required=True, type=parse_date, metavar="YYYY-MM-DD")
@@ -107,7 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     emr.base_of(args.bundle_uri)
     if not args.role_arn.startswith("arn:"):
         raise ConfigError(f"--role-arn must be an IAM role ARN (got {args.role_arn!r})")
-    import boto3
 
     def spec(day: dt.date) -> dict[str, Any]:
         return job_run(day, args.bundle_uri, args.application_id, args.role_arn, args.retries)

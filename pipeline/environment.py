@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 from core.config import PROJECT_ROOT
 from core.errors import ConfigError, ExitCode, tool_main
 
+NOT_ON_EMR = {"pyspark"}  # EMR brings its own Spark; installing pyspark from PyPI would shadow it
 ARCHIVE = "pyspark_env.tar.gz"
 ALIAS = "environment"  # the folder Spark unpacks the archive into (`<uri>#environment`)
 EXECUTOR_PYTHON = f"./{ALIAS}/bin/python"
@@ -44,6 +46,27 @@ PLATFORMS = ("manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x
 CACHE = PROJECT_ROOT / ".cache" / "environment"
 # a script's first lines that run it with the python next to it, wherever the folder is unpacked
 RELOCATABLE_SHEBANG = "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/python\" \"$0\" \"$@\"\n' '''\n"
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_requirements(root: Path = PROJECT_ROOT) -> list[str]:
+    """setup.py's install_requires as exact pins from constraints.txt, without what EMR provides."""
+    setup_text = (root / "setup.py").read_text(encoding="utf-8")
+    block = setup_text.split("install_requires=[", 1)[1].split("]", 1)[0]
+    names = [re.split(r"[<>=!~ ]", line.strip().strip('",'), maxsplit=1)[0]
+             for line in block.splitlines() if line.strip().startswith('"')]
+    pins = {}
+    for line in (root / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, pinned = line.split("==", 1)
+            pins[_normal(name)] = pinned.strip()
+    missing = [n for n in names if _normal(n) not in pins and _normal(n) not in NOT_ON_EMR]
+    if missing:
+        raise ConfigError(f"constraints.txt pins none of {', '.join(missing)}: run `make lock`")
+    return [f"{n}=={pins[_normal(n)]}" for n in names if _normal(n) not in NOT_ON_EMR]
 
 
 @dataclass(frozen=True)
@@ -143,8 +166,6 @@ def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 @tool_main
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.emr import runtime_requirements
-
     parser = argparse.ArgumentParser(prog="python -m pipeline.environment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=f"dist/{ARCHIVE}", help=f"the archive to write (default dist/{ARCHIVE})")

@@ -17,6 +17,7 @@ from core.database import connection, create_schema
 from core.logs import redact
 
 LEDGER = "pipeline_runs"
+STEPS = ("ingest", "transform", "validate", "load")  # a date's steps, in order
 
 
 @dataclass
@@ -27,6 +28,15 @@ class StepRecord:
     rows_out: int | None = None
     rows_quarantined: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult(StepRecord):
+    """What a step did: the ledger's counts and details (kept in its done marker too), and lines
+    for the console."""
+
+    lines: list[str] = field(default_factory=list)
+    complete: bool = True  # False for a partial run (--entities, --only): it never counts as done
 
 
 def ledger_ddl(schema: str) -> sql.Composed:

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pyspark
+
 from core.config import PROJECT_ROOT
 from core.errors import ConfigError, ExitCode, PipelineError, tool_main
 
@@ -64,8 +66,6 @@ class Cluster:
 
 
 def spark_home() -> Path:
-    import pyspark
-
     return Path(pyspark.__file__).parent
 
 

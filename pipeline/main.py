@@ -9,6 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+# Run as a script, Python puts this folder first on sys.path, where cli.py, status.py, runner.py
+# ... would shadow any installed top-level module of the same name: the package is what we import.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from pipeline.cli import main as cli_main  # noqa: E402 - after the sys.path repair above
 
 JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status", "gc")
 
@@ -18,8 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, choices=JOBS, help="the step to run")
     args, rest = parser.parse_known_args(argv)
-    from pipeline.cli import main as cli_main
-
     return cli_main([args.job, *rest, "--set", "spark.master=spark-submit"])
 
 

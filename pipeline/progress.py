@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.lake import Lake
-from pipeline.steps import STEPS, StepResult
+from pipeline.ledger import STEPS, StepResult
 
 MARKER_DIR = "_done/{step}"
 

@@ -24,7 +24,7 @@ from core.errors import PipelineError
 from core.lake import Lake, open_lake
 from core.logs import event, log_context, new_run_id
 from core.raw_lake import drift_lines
-from pipeline.ledger import ledger_step, read_ledger
+from pipeline.ledger import STEPS, StepResult, ledger_step, read_ledger
 from pipeline.notify import notify
 from pipeline.progress import (
     StepState,
@@ -37,7 +37,7 @@ from pipeline.progress import (
     write_marker,
 )
 from pipeline.retention import GcPlan, collect, collection_lines
-from pipeline.steps import STEP_FUNCTIONS, STEPS, RunContext, SparkHandle, StepResult, preload_modules
+from pipeline.steps import STEP_FUNCTIONS, RunContext, SparkHandle, preload_modules
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from core.days import days_between
+from pipeline.ledger import STEPS
 from pipeline.progress import StepState
-from pipeline.steps import STEPS
 
 REASON_WIDTH = 160
 

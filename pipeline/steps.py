@@ -12,19 +12,20 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
-from core.config import Settings
+from core.config import PROJECT_ROOT, Settings, expectations_folder
 from core.lake import Lake, open_lake
-from pipeline.ledger import StepRecord
+from core.raw_lake import drift_lines
+from ingestion.ingest import ingest
+from pipeline.ledger import StepResult
+from pipeline.progress import last_loaded_before
 
 log = logging.getLogger(__name__)
 
-STEPS = ("ingest", "transform", "validate", "load")
-
-# What each step imports when it starts. Great Expectations alone takes about 4 s of one core.
+# What each step imports when it starts (Great Expectations is the heaviest).
 STEP_MODULES = {"ingest": "ingestion.ingest", "transform": "jobs.transform.run", "validate": "jobs.validate.run",
                 "load": "jobs.load.run"}
 
@@ -53,15 +54,6 @@ def preload_modules(steps: Sequence[str]) -> threading.Thread | None:
     thread = threading.Thread(target=load, name="preload", daemon=True)
     thread.start()
     return thread
-
-
-@dataclass
-class StepResult(StepRecord):
-    """What a step did: the ledger's counts and details (kept in its done marker too), and lines
-    for the console."""
-
-    lines: list[str] = field(default_factory=list)
-    complete: bool = True  # False for a partial run (--entities, --only): it never counts as done
 
 
 class SparkHandle:
@@ -102,9 +94,6 @@ def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_r
                 force: bool = False) -> StepResult:
     """Land D's entities; those an earlier ingest of D published with the same window are kept
     (`force` refetches them)."""
-    from core.raw_lake import drift_lines
-    from ingestion.ingest import ingest
-
     reports = ingest(ctx.settings, ctx.day, ctx.run_id, entities, full_refresh, force)
     drift = {r.entity: asdict(r.drift) for r in reports if r.drift is not None and r.drift.drifted}
     return StepResult(
@@ -122,7 +111,7 @@ def ingest_step(ctx: RunContext, entities: tuple[str, ...] | None = None, full_r
 
 
 def transform_step(ctx: RunContext) -> StepResult:
-    from jobs.transform.run import run_transform
+    from jobs.transform.run import run_transform  # the stages load when their step runs: pyspark, GX
 
     report = run_transform(ctx.spark.get(), ctx.lake, ctx.day, ctx.settings.marts_top_n)
     entities = report["entities"]
@@ -144,23 +133,19 @@ def transform_step(ctx: RunContext) -> StepResult:
 
 def user_suites(settings: Settings) -> dict[str, Any]:
     """The users' own GX suites by output, read and checked (ConfigError, exit 2, when one is wrong)."""
-    from core.config import PROJECT_ROOT, expectations_folder
-
     folder = expectations_folder(settings.validation_expectations_dir, PROJECT_ROOT)
     if folder is None:
         return {}
-    # imported only when there are suites to read: it imports GX, seconds of start-up for every run
-    from jobs.validate.user_expectations import read_user_suites
+    from jobs.validate.user_expectations import read_user_suites  # GX loads only when there are suites
 
     return read_user_suites(folder)
 
 
 def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_changes: bool = False
                   ) -> StepResult:
-    from jobs.datasets import Severity
+    from jobs.datasets import Severity  # the stages load when their step runs: pyspark, GX
     from jobs.validate.guards import Limits
     from jobs.validate.run import run_validation, transform_report
-    from pipeline.progress import last_loaded_before  # progress imports this module
 
     transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
     settings = ctx.settings
@@ -191,7 +176,7 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
 
 
 def load_step(ctx: RunContext) -> StepResult:
-    from jobs.load.run import require_validated, run_load
+    from jobs.load.run import require_validated, run_load  # the stages load when their step runs: pyspark
 
     require_validated(ctx.lake, ctx.day)  # before Spark starts: an unvalidated date is refused at once
     result = run_load(ctx.spark.get(), ctx.lake, ctx.day, ctx.database_url, ctx.settings.database_schema,

@@ -30,8 +30,8 @@ from ingestion.sandbox.faults import FaultDice, Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
+from pipeline.ledger import STEPS
 from pipeline.progress import marker_path
-from pipeline.steps import STEPS
 from reliability import checks
 from reliability.truth import Truth, differences, loaded
 from reliability.world import Postgres, Run, World

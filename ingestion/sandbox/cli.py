@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import millis_range
-from ingestion.sandbox.faults import DEFAULT_LATENCY_MS, DEFAULT_LATENCY_PER_RECORD_MS, Faults
+from ingestion.sandbox.faults import DEFAULT_LATENCY_MS, DEFAULT_LATENCY_PER_RECORD_MS, Faults, Limits
+from ingestion.sandbox.generator import GeneratorSpec
+from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_sandbox
+from ingestion.sandbox.store import Store
 
 
 def _millis(text: str) -> tuple[int, int]:
@@ -71,11 +74,6 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 
 def run_sandbox(args: argparse.Namespace, settings: Any) -> int:
-    from ingestion.sandbox.faults import Limits
-    from ingestion.sandbox.generator import GeneratorSpec
-    from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_sandbox
-    from ingestion.sandbox.store import Store
-
     started = time.monotonic()
     store = Store.from_dir(args.data) if args.data else Store.generated(GeneratorSpec(args.games, args.seed))
     # A served process is benchmarked, so its first pass must be as fast as the next. Games only:

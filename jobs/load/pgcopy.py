@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import psycopg2
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -41,8 +42,6 @@ class RowStream:
 def copy_text_partition(rows: Iterable[Any], url: str, statement: str) -> Iterator[int]:
     """Run on an executor: COPY this partition's lines (from copy_lines) into the staging table;
     yields the count."""
-    import psycopg2
-
     stream = RowStream(rows)
     conn = psycopg2.connect(url, application_name="igdb-pipeline-copy", connect_timeout=10)
     try:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no phoning home from a batch job
 
+import boto3
 import great_expectations as gx
 from great_expectations.checkpoint.actions import ActionContext, UpdateDataDocsAction
 from great_expectations.checkpoint.checkpoint import CheckpointResult
@@ -74,9 +75,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def _s3_client() -> Any:
-    import boto3  # only an s3:// lake needs it; boto3 itself honours AWS_ENDPOINT_URL
-
-    return boto3.client("s3")
+    return boto3.client("s3")  # boto3 itself honours AWS_ENDPOINT_URL
 
 
 class S3StoreBackend(TupleStoreBackend):

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -138,9 +140,6 @@ class GxRunner:
 
     def __init__(self) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no phoning home from a batch job
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._gx = gx
         self.context = gx.get_context(mode="ephemeral")

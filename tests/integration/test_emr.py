@@ -13,7 +13,8 @@ from pathlib import Path
 import boto3
 
 from core.config import load_settings
-from pipeline.emr import build_bundle, runtime_requirements
+from pipeline.emr import build_bundle
+from pipeline.environment import runtime_requirements
 from tests.conftest import BUCKET, PROJECT_ROOT
 
 BUNDLE = f"s3://{BUCKET}/bundles/igdb-pipeline/test"
@@ -40,7 +41,7 @@ def test_the_bundle_holds_the_code_the_entry_point_and_pinned_dependencies(tmp_p
     assert all("==" in line for line in requirements)
     assert not any(line.startswith("pyspark") for line in requirements)  # EMR's Spark, never PyPI's
     assert any(line.startswith("great-expectations==") for line in requirements)
-    assert files["entry"].read_text() == (PROJECT_ROOT / "jobs" / "main.py").read_text()
+    assert files["entry"].read_text() == (PROJECT_ROOT / "pipeline" / "main.py").read_text()
     assert os.access(files["bootstrap"], os.X_OK) or files["bootstrap"].read_text().startswith("#!/bin/bash")
 
     # the zip alone (as --py-files puts it on sys.path) is enough to import and run the entry point

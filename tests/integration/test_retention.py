@@ -20,10 +20,9 @@ import psycopg2
 from core.config import load_settings
 from core.database import RUN_LOCK_NAMESPACE
 from core.lake import TMP_TAG, LocalLake, S3Lake
-from pipeline.ledger import ledger_step
+from pipeline.ledger import STEPS, ledger_step
 from pipeline.progress import StepState
 from pipeline.retention import collect, collection_lines, plan_collection, protected
-from pipeline.steps import STEPS
 from tests.conftest import CLI, PROJECT_ROOT, cli_environ
 
 FIRST = dt.date(2026, 10, 1)

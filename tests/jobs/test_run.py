@@ -30,7 +30,7 @@ from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from jobs.load.run import LOCK_NAMESPACE
-from pipeline.ledger import read_ledger
+from pipeline.ledger import STEPS, read_ledger
 from pipeline.progress import marker_path
 from pipeline.runner import (
     RUN_LOCK_NAMESPACE,
@@ -44,7 +44,7 @@ from pipeline.runner import (
     summary_text,
 )
 from pipeline.status import render_status
-from pipeline.steps import STEPS, SparkHandle
+from pipeline.steps import SparkHandle
 from tests.conftest import FAST_LIMITS, settings_for
 
 pytestmark = pytest.mark.slow  # an end-to-end scenario: xdist starts it first (tests/conftest.py)

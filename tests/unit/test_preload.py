@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipeline.steps import STEP_MODULES, STEPS, preload_modules
+from pipeline.ledger import STEPS
+from pipeline.steps import STEP_MODULES, preload_modules
 
 
 def test_every_step_names_the_module_it_imports() -> None:

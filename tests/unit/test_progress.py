@@ -9,6 +9,7 @@ import pytest
 
 from core.config import load_settings
 from core.lake import LocalLake
+from pipeline.ledger import STEPS, StepResult
 from pipeline.progress import (
     StepState,
     clear_markers,
@@ -21,7 +22,6 @@ from pipeline.progress import (
 )
 from pipeline.runner import catchup_range, missing_dates
 from pipeline.status import render_status, status_range
-from pipeline.steps import STEPS, StepResult
 
 D1, D2, D3 = dt.date(2026, 11, 18), dt.date(2026, 11, 19), dt.date(2026, 11, 20)
 
