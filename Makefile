@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run backfill catchup gc status ingest transform validate sandbox test browser lint typecheck \
+.PHONY: help setup lock run backfill catchup gc status ingest transform validate sandbox test browser lint typecheck readme-settings \
         reliability bench bench-ingest bench-transform bench-validate bench-load bench-daily bench-cluster bench-fact-history bench-report load package \
         emr-run emr-serverless-run cluster-up cluster-down docker-build docker-run docker-config clean
 
@@ -67,6 +67,9 @@ browser: ## Debian's chromium, which renders the validation report in a test (in
 lint: $(STAMP) ## ruff, and the layering contract (core <- stages <- pipeline; pyproject.toml)
 	$(BIN)/ruff check core pipeline ingestion jobs tests bench reliability dags
 	$(BIN)/lint-imports --no-cache
+
+readme-settings: $(STAMP) ## rewrite the README's configuration table from the settings' declarations
+	$(BIN)/python -m core.settings_table
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy core pipeline ingestion jobs reliability bench

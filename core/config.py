@@ -12,9 +12,9 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -196,128 +196,232 @@ def millis_range(raw: Any) -> tuple[int, int]:
     return lo, hi
 
 
-# --- the declaration ------------------------------------------------------------------------
+# --- the declaration: one typed field per setting ---------------------------------------------
 
 
 @dataclass(frozen=True)
 class Setting:
-    key: str  # dotted path in the YAML file; the attribute is the key with '.' -> '_'
+    """Everything about one setting; the field of `Settings` that holds it is the key with '.' -> '_'."""
+
+    key: str  # dotted path in the YAML file
     default: Any
     parse: Callable[[Any], Any]
     env: str | None
     help: str
     secret: bool = False
+    shown: str | None = None  # the default as the README's table says it, when repr() would not do
 
     @property
     def attr(self) -> str:
         return self.key.replace(".", "_")
 
 
-ALL_ENTITIES = tuple(ENTITIES)  # the ingestion declarations are the one list of entities
+def setting(key: str, default: Any, parse: Callable[[Any], Any], env: str | None, help: str,  # noqa: A002
+            secret: bool = False, shown: str | None = None) -> Any:
+    """A field of `Settings` carrying its declaration (mypy reads the field's annotation)."""
+    return field(default=default, metadata={"setting": Setting(key, default, parse, env, help, secret, shown)})
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("igdb.client_id", None, optional_str, "IGDB_CLIENT_ID",
-            "Twitch client id. Unset (with the secret): the built-in IGDB sandbox is used."),
-    Setting("igdb.client_secret", None, optional_str, "IGDB_CLIENT_SECRET",
-            "Twitch client secret. Never logged.", secret=True),
-    Setting("igdb.api_url", "https://api.igdb.com/v4", http_url, "IGDB_API_URL",
-            "IGDB API base URL (point it at a sandbox or a proxy)."),
-    Setting("igdb.token_url", "https://id.twitch.tv/oauth2/token", http_url, "TWITCH_TOKEN_URL",
-            "Twitch OAuth2 token endpoint."),
-    Setting("igdb.rate_limit_per_second", 4.0, positive_float, "IGDB_RATE_LIMIT",
-            "Requests per second for the whole process (IGDB allows 4)."),
-    Setting("igdb.max_in_flight", 8, positive_int, "IGDB_MAX_IN_FLIGHT",
-            "Open requests at once for the whole process (IGDB allows 8)."),
-    Setting("igdb.rate_margin", 0.01, ratio, "IGDB_RATE_MARGIN",
-            "Share by which requests are spaced wider than the limit, to absorb clock jitter."),
-    Setting("igdb.page_size", 500, page_size, "IGDB_PAGE_SIZE", "Records per page (max 500)."),
-    Setting("igdb.multiquery", True, boolean, "IGDB_MULTIQUERY",
-            "Send pages through /v4/multiquery, several per request (off: one page per request)."),
-    Setting("igdb.subqueries_per_request", 10, subqueries, "IGDB_SUBQUERIES_PER_REQUEST",
-            "Pages per multiquery request (IGDB allows 10)."),
-    Setting("igdb.request_timeout_seconds", 30.0, positive_float, "IGDB_REQUEST_TIMEOUT",
-            "Read timeout of one request."),
-    Setting("igdb.max_attempts", 6, positive_int, "IGDB_MAX_ATTEMPTS",
-            "Attempts per request (429, 5xx, timeouts, broken bodies) before a page is parked."),
-    Setting("igdb.retry_rounds", 3, non_negative_int, "IGDB_RETRY_ROUNDS",
-            "Later rounds in which parked pages are tried again before the run fails."),
-    Setting("igdb.backoff_base_seconds", 0.5, non_negative_float, "IGDB_BACKOFF_BASE",
-            "First retry delay; doubles per attempt, with full jitter."),
-    Setting("igdb.backoff_max_seconds", 20.0, non_negative_float, "IGDB_BACKOFF_MAX",
-            "Longest retry delay (a Retry-After header may ask for more)."),
-    Setting("ingest.entities", ALL_ENTITIES, name_list, "INGEST_ENTITIES",
-            "Entities to ingest, comma-separated."),
-    Setting("ingest.parallel_ranges", 6, positive_int, "INGEST_PARALLEL_RANGES",
-            "Without multiquery: id ranges of a large entity walked at once (keyset pagination in each)."),
-    Setting("ingest.safety_margin_seconds", 3600, non_negative_int, "INGEST_SAFETY_MARGIN_SECONDS",
-            "Incremental games start this far before the stored watermark."),
-    Setting("ingest.full_refresh_days", 7, positive_int, "INGEST_FULL_REFRESH_DAYS",
-            "A full refresh of games runs when the last one is this many days old."),
-    Setting("ingest.progress_seconds", 5.0, positive_float, "INGEST_PROGRESS_SECONDS",
-            "How often long fetches log their progress."),
-    Setting("lake.uri", "./lake", lake_uri, "LAKE_URI", "Lake root: a local folder or s3://bucket/prefix."),
-    Setting("data_dir", "./.data", str, "PIPELINE_DATA_DIR",
-            "Local working folder: embedded PostgreSQL, temporary files."),
-    Setting("sandbox.games", 2000, positive_int, "SANDBOX_GAMES", "Games the built-in sandbox generates."),
-    Setting("sandbox.seed", 42, non_negative_int, "SANDBOX_SEED",
-            "Seed of the sandbox generator (same seed, same data)."),
-    Setting("sandbox.latency_ms", (0, 0), millis_range, "SANDBOX_LATENCY_MS",
-            "Simulated latency of the built-in sandbox per answer, e.g. 100-300."),
-    Setting("sandbox.latency_per_record_ms", 0.0, non_negative_float, "SANDBOX_LATENCY_PER_RECORD_MS",
-            "Simulated latency of the built-in sandbox per record answered, e.g. 0.08."),
-    Setting("spark.master", "local[2]", str, "SPARK_MASTER",
-            "Spark master of local runs; 'spark-submit' takes the one spark-submit was given (EMR)."),
-    Setting("spark.shuffle_partitions", 8, positive_int, "SPARK_SHUFFLE_PARTITIONS",
-            "spark.sql.shuffle.partitions of local runs (adaptive execution coalesces further)."),
-    Setting("spark.driver_memory", "4g", memory_size, "SPARK_DRIVER_MEMORY",
-            "Driver memory of local runs (the whole local Spark lives in the driver)."),
-    Setting("marts.top_n", 100, positive_int, "MARTS_TOP_N", "Rows of each marketing mart."),
-    Setting("validation.max_quarantine_share", 0.01, ratio, "VALIDATION_MAX_QUARANTINE_SHARE",
-            "Largest share of an entity's raw lines that may be quarantined before validation blocks the load."),
-    Setting("validation.expectations_dir", None, optional_str, "VALIDATION_EXPECTATIONS_DIR",
-            "Folder (or s3:// prefix) of your own GX suites, <layer>/<dataset>.json. Unset: conf/expectations."),
-    Setting("validation.data_docs", True, boolean, "VALIDATION_DATA_DOCS",
-            "Record each gate in the lake's GX project (gx/) and update its Data Docs."),
-    Setting("validation.engine", "fast", choice("fast", "gx"), "VALIDATION_ENGINE",
-            "fast: the one-pass evaluator decides what passes and GX explains failures; gx: GX's own Spark "
-            "engine evaluates every expectation (the reference, slower)."),
-    Setting("database.url", None, database_url, "DATABASE_URL",
-            "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True),
-    Setting("database.schema", "igdb", str, "DATABASE_SCHEMA", "PostgreSQL schema of the marts."),
-    Setting("load.on_empty", "load", choice("load", "skip", "fail"), "LOAD_ON_EMPTY",
-            "A ranked mart no game qualifies for (the gate warns): load it as empty for D (its stored rows of D "
-            "go), skip it (they stay), or fail the load before writing anything."),
-    Setting("load.mode", "auto", choice("auto", "full"), "LOAD_MODE",
-            "auto: send only the catalogue rows that differ from the date last loaded, and nothing for a partition "
-            "loaded already; full: send every row (after the tables were edited by hand)."),
-    Setting("load.parallel_marts", 4, positive_int, "LOAD_PARALLEL_MARTS",
-            "Marts loaded at once, each in its own transaction, after the catalogue (which loads alone)."),
-    Setting("guards.max_deleted_share", 0.05, ratio, "GUARDS_MAX_DELETED_SHARE",
-            "Largest share of the catalogue a full refresh may delete, and by which the catalogue may shrink "
-            "against the last loaded date, before the gate blocks the load."),
-    Setting("guards.max_drop_share", 0.5, ratio, "GUARDS_MAX_DROP_SHARE",
-            "Largest share by which the popularity fact's rows may drop against the last loaded date."),
-    Setting("guards.severity", "critical", choice("critical", "warning"), "GUARDS_SEVERITY",
-            "What a change guard that trips does: critical blocks the load, warning only reports it."),
-    Setting("guards.accept_dates", (), date_list, "GUARDS_ACCEPT_DATES",
-            "Dates whose changes an operator checked and accepts (like run --accept-changes), comma-separated."),
-    Setting("retention.days", 30, positive_int, "RETENTION_DAYS",
-            "Days of raw, staging, quarantine, mart and report partitions `gc` keeps (before what later runs read)."),
-    Setting("retention.after_load", False, boolean, "RETENTION_AFTER_LOAD",
-            "Run `gc` after every successful load."),
-    Setting("retention.tmp_max_age_hours", 24.0, positive_float, "RETENTION_TMP_MAX_AGE_HOURS",
-            "Age after which `gc` removes leftovers of killed writes (_tmp/, Spark's _temporary)."),
-    Setting("ingest.drift_check", True, boolean, "INGEST_DRIFT_CHECK",
-            "Once per ingest, fetch one page of every entity with `fields *` and report fields IGDB added or dropped."),
-    Setting("pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
-            "First date `run --catchup` and `status` consider (default: the earliest date ever run)."),
-    Setting("notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",
-            "Slack-compatible incoming webhook: a summary on success, the failing step on failure.", secret=True),
-    Setting("log.format", "text", choice("text", "json"), "LOG_FORMAT",
-            "text (readable) or json (one object per line, for EMR/CloudWatch)."),
-    Setting("log.level", "INFO", choice("debug", "info", "warning", "error"), "LOG_LEVEL", "Log level."),
-)
 
+ALL_ENTITIES = tuple(ENTITIES)  # the entity catalogue is the one list of entities
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration: one typed attribute per setting, and where each value came from."""
+
+    igdb_client_id: str | None = setting(
+        "igdb.client_id", None, optional_str, "IGDB_CLIENT_ID",
+        "Twitch client id. Unset (with the secret): the built-in IGDB sandbox is used.")
+    igdb_client_secret: str | None = setting(
+        "igdb.client_secret", None, optional_str, "IGDB_CLIENT_SECRET",
+        "Twitch client secret. Never logged.", secret=True)
+    igdb_api_url: str = setting(
+        "igdb.api_url", "https://api.igdb.com/v4", http_url, "IGDB_API_URL",
+        "IGDB API base URL (point it at a sandbox or a proxy).")
+    igdb_token_url: str = setting(
+        "igdb.token_url", "https://id.twitch.tv/oauth2/token", http_url, "TWITCH_TOKEN_URL",
+        "Twitch OAuth2 token endpoint.")
+    igdb_rate_limit_per_second: float = setting(
+        "igdb.rate_limit_per_second", 4.0, positive_float, "IGDB_RATE_LIMIT",
+        "Requests per second for the whole process (IGDB allows 4).")
+    igdb_max_in_flight: int = setting(
+        "igdb.max_in_flight", 8, positive_int, "IGDB_MAX_IN_FLIGHT",
+        "Open requests at once for the whole process (IGDB allows 8).")
+    igdb_rate_margin: float = setting(
+        "igdb.rate_margin", 0.01, ratio, "IGDB_RATE_MARGIN",
+        "Share by which requests are spaced wider than the limit, to absorb clock jitter.")
+    igdb_page_size: int = setting(
+        "igdb.page_size", 500, page_size, "IGDB_PAGE_SIZE",
+        "Records per page (max 500).")
+    igdb_multiquery: bool = setting(
+        "igdb.multiquery", True, boolean, "IGDB_MULTIQUERY",
+        "Send pages through /v4/multiquery, several per request (off: one page per request).")
+    igdb_subqueries_per_request: int = setting(
+        "igdb.subqueries_per_request", 10, subqueries, "IGDB_SUBQUERIES_PER_REQUEST",
+        "Pages per multiquery request (IGDB allows 10).")
+    igdb_request_timeout_seconds: float = setting(
+        "igdb.request_timeout_seconds", 30.0, positive_float, "IGDB_REQUEST_TIMEOUT",
+        "Read timeout of one request.")
+    igdb_max_attempts: int = setting(
+        "igdb.max_attempts", 6, positive_int, "IGDB_MAX_ATTEMPTS",
+        "Attempts per request (429, 5xx, timeouts, broken bodies) before a page is parked.")
+    igdb_retry_rounds: int = setting(
+        "igdb.retry_rounds", 3, non_negative_int, "IGDB_RETRY_ROUNDS",
+        "Later rounds in which parked pages are tried again before the run fails.")
+    igdb_backoff_base_seconds: float = setting(
+        "igdb.backoff_base_seconds", 0.5, non_negative_float, "IGDB_BACKOFF_BASE",
+        "First retry delay; doubles per attempt, with full jitter.")
+    igdb_backoff_max_seconds: float = setting(
+        "igdb.backoff_max_seconds", 20.0, non_negative_float, "IGDB_BACKOFF_MAX",
+        "Longest retry delay (a Retry-After header may ask for more).")
+    ingest_entities: tuple[str, ...] = setting(
+        "ingest.entities", ALL_ENTITIES, name_list, "INGEST_ENTITIES",
+        "Entities to ingest, comma-separated.", shown="every entity")
+    ingest_parallel_ranges: int = setting(
+        "ingest.parallel_ranges", 6, positive_int, "INGEST_PARALLEL_RANGES",
+        "Without multiquery: id ranges of a large entity walked at once (keyset pagination in each).")
+    ingest_safety_margin_seconds: int = setting(
+        "ingest.safety_margin_seconds", 3600, non_negative_int, "INGEST_SAFETY_MARGIN_SECONDS",
+        "Incremental games start this far before the stored watermark.")
+    ingest_full_refresh_days: int = setting(
+        "ingest.full_refresh_days", 7, positive_int, "INGEST_FULL_REFRESH_DAYS",
+        "A full refresh of games runs when the last one is this many days old.")
+    ingest_progress_seconds: float = setting(
+        "ingest.progress_seconds", 5.0, positive_float, "INGEST_PROGRESS_SECONDS",
+        "How often long fetches log their progress.")
+    lake_uri: str = setting(
+        "lake.uri", "./lake", lake_uri, "LAKE_URI",
+        "Lake root: a local folder or s3://bucket/prefix.")
+    data_dir: str = setting(
+        "data_dir", "./.data", str, "PIPELINE_DATA_DIR",
+        "Local working folder: embedded PostgreSQL, temporary files.")
+    sandbox_games: int = setting(
+        "sandbox.games", 2000, positive_int, "SANDBOX_GAMES",
+        "Games the built-in sandbox generates.")
+    sandbox_seed: int = setting(
+        "sandbox.seed", 42, non_negative_int, "SANDBOX_SEED",
+        "Seed of the sandbox generator (same seed, same data).")
+    sandbox_latency_ms: tuple[int, int] = setting(
+        "sandbox.latency_ms", (0, 0), millis_range, "SANDBOX_LATENCY_MS",
+        "Simulated latency of the built-in sandbox per answer, e.g. 100-300.", shown="`0-0`")
+    sandbox_latency_per_record_ms: float = setting(
+        "sandbox.latency_per_record_ms", 0.0, non_negative_float, "SANDBOX_LATENCY_PER_RECORD_MS",
+        "Simulated latency of the built-in sandbox per record answered, e.g. 0.08.")
+    spark_master: str = setting(
+        "spark.master", "local[2]", str, "SPARK_MASTER",
+        "Spark master of local runs; 'spark-submit' takes the one spark-submit was given (EMR).")
+    spark_shuffle_partitions: int = setting(
+        "spark.shuffle_partitions", 8, positive_int, "SPARK_SHUFFLE_PARTITIONS",
+        "spark.sql.shuffle.partitions of local runs (adaptive execution coalesces further).")
+    spark_driver_memory: str = setting(
+        "spark.driver_memory", "4g", memory_size, "SPARK_DRIVER_MEMORY",
+        "Driver memory of local runs (the whole local Spark lives in the driver).")
+    marts_top_n: int = setting(
+        "marts.top_n", 100, positive_int, "MARTS_TOP_N",
+        "Rows of each marketing mart.")
+    validation_max_quarantine_share: float = setting(
+        "validation.max_quarantine_share", 0.01, ratio, "VALIDATION_MAX_QUARANTINE_SHARE",
+        "Largest share of an entity's raw lines that may be quarantined before validation blocks the "
+        "load.")
+    validation_expectations_dir: str | None = setting(
+        "validation.expectations_dir", None, optional_str, "VALIDATION_EXPECTATIONS_DIR",
+        "Folder (or s3:// prefix) of your own GX suites, <layer>/<dataset>.json. Unset: "
+        "conf/expectations.")
+    validation_data_docs: bool = setting(
+        "validation.data_docs", True, boolean, "VALIDATION_DATA_DOCS",
+        "Record each gate in the lake's GX project (gx/) and update its Data Docs.")
+    validation_engine: Literal["fast", "gx"] = setting(
+        "validation.engine", "fast", choice("fast", "gx"), "VALIDATION_ENGINE",
+        "fast: the one-pass evaluator decides what passes and GX explains failures; gx: GX's own Spark "
+        "engine evaluates every expectation (the reference, slower).")
+    database_url: str | None = setting(
+        "database.url", None, database_url, "DATABASE_URL",
+        "PostgreSQL URL. Unset: an embedded PostgreSQL under data_dir.", secret=True)
+    database_schema: str = setting(
+        "database.schema", "igdb", str, "DATABASE_SCHEMA",
+        "PostgreSQL schema of the marts.")
+    load_on_empty: Literal["load", "skip", "fail"] = setting(
+        "load.on_empty", "load", choice("load", "skip", "fail"), "LOAD_ON_EMPTY",
+        "A ranked mart no game qualifies for (the gate warns): load it as empty for D (its stored rows of"
+        " D go), skip it (they stay), or fail the load before writing anything.")
+    load_mode: Literal["auto", "full"] = setting(
+        "load.mode", "auto", choice("auto", "full"), "LOAD_MODE",
+        "auto: send only the catalogue rows that differ from the date last loaded, and nothing for a "
+        "partition loaded already; full: send every row (after the tables were edited by hand).")
+    load_parallel_marts: int = setting(
+        "load.parallel_marts", 4, positive_int, "LOAD_PARALLEL_MARTS",
+        "Marts loaded at once, each in its own transaction, after the catalogue (which loads alone).")
+    guards_max_deleted_share: float = setting(
+        "guards.max_deleted_share", 0.05, ratio, "GUARDS_MAX_DELETED_SHARE",
+        "Largest share of the catalogue a full refresh may delete, and by which the catalogue may shrink "
+        "against the last loaded date, before the gate blocks the load.")
+    guards_max_drop_share: float = setting(
+        "guards.max_drop_share", 0.5, ratio, "GUARDS_MAX_DROP_SHARE",
+        "Largest share by which the popularity fact's rows may drop against the last loaded date.")
+    guards_severity: Literal["critical", "warning"] = setting(
+        "guards.severity", "critical", choice("critical", "warning"), "GUARDS_SEVERITY",
+        "What a change guard that trips does: critical blocks the load, warning only reports it.")
+    guards_accept_dates: tuple[dt.date, ...] = setting(
+        "guards.accept_dates", (), date_list, "GUARDS_ACCEPT_DATES",
+        "Dates whose changes an operator checked and accepts (like `run --accept-changes`), comma-"
+        "separated.", shown="none")
+    retention_days: int = setting(
+        "retention.days", 30, positive_int, "RETENTION_DAYS",
+        "Days of raw, staging, quarantine, mart and report partitions `gc` keeps (before what later runs "
+        "read).")
+    retention_after_load: bool = setting(
+        "retention.after_load", False, boolean, "RETENTION_AFTER_LOAD",
+        "Run `gc` after every successful load.")
+    retention_tmp_max_age_hours: float = setting(
+        "retention.tmp_max_age_hours", 24.0, positive_float, "RETENTION_TMP_MAX_AGE_HOURS",
+        "Age after which `gc` removes leftovers of killed writes (`_tmp/`, Spark's `_temporary`).")
+    ingest_drift_check: bool = setting(
+        "ingest.drift_check", True, boolean, "INGEST_DRIFT_CHECK",
+        "Once per ingest, fetch one page of every entity with `fields *` and report fields IGDB added or "
+        "dropped.")
+    pipeline_start_date: dt.date | None = setting(
+        "pipeline.start_date", None, iso_date, "PIPELINE_START_DATE",
+        "First date `run --catchup` and `status` consider (default: the earliest date ever run).")
+    notify_slack_webhook_url: str | None = setting(
+        "notify.slack_webhook_url", None, optional_http_url, "SLACK_WEBHOOK_URL",
+        "Slack-compatible incoming webhook: a summary on success, the failing step on failure. "
+        "Never logged.", secret=True)
+    log_format: Literal["text", "json"] = setting(
+        "log.format", "text", choice("text", "json"), "LOG_FORMAT",
+        "text (readable) or json (one object per line, for EMR/CloudWatch).")
+    log_level: Literal["debug", "info", "warning", "error"] = setting(
+        "log.level", "INFO", choice("debug", "info", "warning", "error"), "LOG_LEVEL",
+        "Log level.")
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def igdb_credentials(self) -> tuple[str, str] | None:
+        """Twitch client id and secret; None: the built-in sandbox (load_settings wants both or neither)."""
+        if self.igdb_client_id is None or self.igdb_client_secret is None:
+            return None
+        return self.igdb_client_id, self.igdb_client_secret
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.igdb_credentials is None
+
+    def secrets(self) -> list[str]:
+        """Secret values to scrub from every log line, report and error."""
+        found = [str(getattr(self, s.attr)) for s in SETTINGS if s.secret and getattr(self, s.attr)]
+        if self.database_url and (password := urlsplit(self.database_url).password):
+            found.append(password)
+        return found
+
+    def describe(self) -> dict[str, str]:
+        """Effective settings for `--help`-style display, secrets masked."""
+        shown = {}
+        for s in SETTINGS:
+            value = getattr(self, s.attr)
+            shown[s.key] = "***" if (s.secret and value) else repr(value)
+        return shown
+
+
+SETTINGS: tuple[Setting, ...] = tuple(f.metadata["setting"] for f in fields(Settings) if "setting" in f.metadata)
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 # every environment variable the pipeline reads: the settings' and the two that pick the conf file
 PIPELINE_VARIABLES = frozenset({s.env for s in SETTINGS if s.env} | {"PIPELINE_ENV", "PIPELINE_CONF"})
@@ -327,42 +431,6 @@ def without_pipeline_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` minus every variable the pipeline reads: the base of a child process's environment
     (tests, benchmarks, reliability scenarios), so that only what the caller sets on purpose reaches it."""
     return {name: value for name, value in environ.items() if name not in PIPELINE_VARIABLES}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The resolved configuration. Attribute names are the setting keys with '.' -> '_'."""
-
-    values: Mapping[str, Any]
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-    def __getattr__(self, attr: str) -> Any:
-        try:
-            return self.values[attr]
-        except KeyError:
-            raise AttributeError(attr) from None
-
-    @property
-    def uses_sandbox(self) -> bool:
-        return self.values["igdb_client_id"] is None and self.values["igdb_client_secret"] is None
-
-    def secrets(self) -> list[str]:
-        """Secret values to scrub from every log line, report and error."""
-        found = [str(self.values[s.attr]) for s in SETTINGS if s.secret and self.values[s.attr]]
-        db = self.values.get("database_url")
-        if db:
-            password = urlsplit(db).password
-            if password:
-                found.append(password)
-        return found
-
-    def describe(self) -> dict[str, str]:
-        """Effective settings for `--help`-style display, secrets masked."""
-        shown = {}
-        for s in SETTINGS:
-            value = self.values[s.attr]
-            shown[s.key] = "***" if (s.secret and value) else repr(value)
-        return shown
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -495,4 +563,4 @@ def load_settings(
             f"setting ingest.entities names unknown entities {', '.join(unknown_entities)}; "
             f"known: {', '.join(ALL_ENTITIES)}"
         )
-    return Settings(values, sources)
+    return Settings(**values, sources=sources)

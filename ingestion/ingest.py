@@ -56,17 +56,20 @@ class EntityReport:
 @contextmanager
 def igdb_client(settings: Settings) -> Iterator[IGDBClient]:
     """A client for the configured IGDB, or for a sandbox started here when no credentials are set."""
-    retry = RetryPolicy(settings.igdb_max_attempts, settings.igdb_backoff_base_seconds,
-                        settings.igdb_backoff_max_seconds)
-    client_options = dict(per_second=settings.igdb_rate_limit_per_second, max_in_flight=settings.igdb_max_in_flight,
-                  margin=settings.igdb_rate_margin, retry=retry, timeout=settings.igdb_request_timeout_seconds)
-    if not settings.uses_sandbox:
-        client = IGDBClient.build(settings.igdb_api_url, settings.igdb_token_url, settings.igdb_client_id,
-                                  settings.igdb_client_secret, **client_options)
+    def client(api_url: str, token_url: str, client_id: str, client_secret: str) -> IGDBClient:
+        retry = RetryPolicy(settings.igdb_max_attempts, settings.igdb_backoff_base_seconds,
+                            settings.igdb_backoff_max_seconds)
+        return IGDBClient.build(api_url, token_url, client_id, client_secret,
+                                per_second=settings.igdb_rate_limit_per_second,
+                                max_in_flight=settings.igdb_max_in_flight, margin=settings.igdb_rate_margin,
+                                retry=retry, timeout=settings.igdb_request_timeout_seconds)
+
+    if settings.igdb_credentials is not None:
+        igdb = client(settings.igdb_api_url, settings.igdb_token_url, *settings.igdb_credentials)
         try:
-            yield client
+            yield igdb
         finally:
-            client.close()
+            igdb.close()
         return
     store = Store.generated(GeneratorSpec(games=settings.sandbox_games, seed=settings.sandbox_seed))
     sandbox = start_sandbox(store, limits=Limits(settings.igdb_rate_limit_per_second, settings.igdb_max_in_flight),
@@ -74,12 +77,11 @@ def igdb_client(settings: Settings) -> Iterator[IGDBClient]:
                                           latency_per_record_ms=settings.sandbox_latency_per_record_ms))
     event(log, "no IGDB credentials set: using the built-in IGDB sandbox", url=sandbox.url,
           games=settings.sandbox_games, seed=settings.sandbox_seed)
-    client = IGDBClient.build(sandbox.api_url, sandbox.token_url, sandbox.state.client_id,
-                              sandbox.state.client_secret, **client_options)
+    igdb = client(sandbox.api_url, sandbox.token_url, sandbox.state.client_id, sandbox.state.client_secret)
     try:
-        yield client
+        yield igdb
     finally:
-        client.close()
+        igdb.close()
         sandbox.stop()
 
 

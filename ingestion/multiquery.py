@@ -13,7 +13,7 @@ moment into multiquery requests:
   waits until a request's worth of queries is ready, or every registered caller is already
   waiting (nothing more can come), or no query came for a short quiet spell, so a small
   catalogue's whole day fits in the fewest requests; then it enters the rate limiter and takes
-  the queries ready when its start time has come (the ~250 ms between two starts fills it up);
+  the queries ready when its start time has come (the spacing between two starts fills it up);
 - a sub-query that fails inside a 200 answer (an error object in its place) is retried alone,
   after a backoff, up to the client's attempts; a request that fails as a whole is retried by
   the client, and when those retries run out each query in it fails with RetriesExhausted, which

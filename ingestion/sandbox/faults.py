@@ -14,9 +14,8 @@ from typing import Any
 
 # A realistic latency model for benchmarks (`igdb-pipeline sandbox --latency-ms 100-300
 # --latency-per-record-ms 0.08`). The Faults defaults stay at zero so tests get fast sandboxes.
-# Why these figures: a real IGDB answer of 500 records takes a few hundred ms, and a 5,000-record
-# multiquery answer is slower but stays under ~1 s (0.1-0.3 s + 5,000 x 0.08 ms = 0.5-0.7 s), so
-# IGDB's 4 requests/s with 8 open stays reachable: 8 open / ~0.7 s each is about 11 requests/s.
+# Why these values: a real IGDB answer of one page takes a few hundred milliseconds, and a full
+# multiquery answer takes longer but short enough that 8 open requests still reach IGDB's 4 a second.
 DEFAULT_LATENCY_MS: tuple[int, int] = (100, 300)  # the per-answer wait, uniform(low, high) ms
 DEFAULT_LATENCY_PER_RECORD_MS: float = 0.08  # added per record in the answer (all sub-queries summed)
 

@@ -431,7 +431,7 @@ def iter_popularity_primitives(
 def generate_dataset(spec: GeneratorSpec) -> dict[str, list[dict[str, Any]]]:
     """Every entity name -> its records sorted by id (games, popularity_primitives and references)."""
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of new acyclic containers: the cyclic GC would only rescan them (~25% of the time)
+    gc.disable()  # millions of new acyclic containers: the cyclic GC would only rescan them
     try:
         games = list(iter_games(spec))
         data = {entity: generate_reference(entity, spec) for entity in REFERENCE_ENTITIES}

@@ -395,7 +395,7 @@ def _run_actions(context: FileDataContext, checkpoint: gx.Checkpoint, checkpoint
     """The checkpoint's actions on the gate's results, Data Docs first as Checkpoint._run_actions orders them.
 
     UpdateDataDocsAction.run builds the site once per validation result, each time re-rendering the index, which
-    reads back every stored result of every date (30 suites: ~10 s a date, growing with the history). The same
+    reads back every stored result of every date (once per suite, growing with the history). The same
     update is done here in one build of the site: the pages of this run's results and suites, and the index once.
     Other actions (a user may add e.g. a Slack one) run as GX runs them, seeing the pages' URLs as they would.
     """

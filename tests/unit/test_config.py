@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import typing
 from pathlib import Path
 
 import pytest
 
-from core.config import PIPELINE_VARIABLES, SETTINGS, load_settings, without_pipeline_settings
+from core.config import PIPELINE_VARIABLES, SETTINGS, Settings, load_settings, without_pipeline_settings
 from core.errors import ConfigError
+from core.settings_table import settings_table, table_in
 
 
 def _conf(tmp_path: Path, text: str) -> str:
@@ -76,12 +80,31 @@ def test_file_values_are_validated_too(tmp_path: Path) -> None:
         load_settings(environ={}, conf_path=_conf(tmp_path, "- a\n- b\n"))
 
 
-def test_every_setting_is_documented_in_the_readme() -> None:
+def test_the_readme_table_is_the_one_the_settings_declare() -> None:
+    """The README's configuration table is generated (make readme-settings): any hand edit, and any
+    setting added, renamed or re-described without regenerating it, fails here."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert table_in(readme) == settings_table(), "README settings table is stale: run `make readme-settings`"
     for setting in SETTINGS:
-        assert f"`{setting.key}`" in readme, f"README does not document {setting.key}"
-        if setting.env:
-            assert f"`{setting.env}`" in readme, f"README does not document {setting.env}"
+        assert f"| `{setting.key}` | `{setting.env}` |" in readme
+
+
+def test_every_setting_is_a_typed_field_with_its_declaration() -> None:
+    """mypy reads the fields' annotations; the declarations behind them drive parsing and the table."""
+    declared = {f.name: f for f in dataclasses.fields(Settings) if "setting" in f.metadata}
+    assert set(declared) == {s.attr for s in SETTINGS}
+    hints = typing.get_type_hints(Settings)
+    for name, f in declared.items():
+        s = f.metadata["setting"]
+        assert name == s.attr and f.default == s.default
+        assert hints[name] is not typing.Any, f"{s.key} has no type"
+        assert s.help.strip() and s.env, f"{s.key} lacks a description or an environment variable"
+    settings = load_settings(environ={"IGDB_PAGE_SIZE": "42", "GUARDS_ACCEPT_DATES": "2026-11-02,2026-11-01"},
+                             conf_path=None)
+    assert settings.igdb_page_size == 42
+    assert settings.guards_accept_dates == (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
+    with pytest.raises(AttributeError):
+        settings.igdb_page_sise  # type: ignore[attr-defined]  # noqa: B018 - a misspelt setting is an error
 
 
 def test_child_environments_drop_every_variable_the_pipeline_reads(tmp_path: Path) -> None:
