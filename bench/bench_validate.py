@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.common import CLI, OUT, bench_database, run_env, write_result
 from bench.raw_lake import cached_raw_lake
+from jobs.validate.run import verdicts
 
 DAY = dt.date(2026, 11, 20)
 GOAL = 0.3
@@ -70,7 +71,7 @@ def main() -> None:
             # the reference engine, alone in a fresh process like the line above: GX's own Spark engine
             reference_process = _cli(["validate", "--engine", "gx"], lake, env, args.driver_memory)
             reference = _report(lake, "validation")
-            agree = _same_verdicts(alone, reference)
+            agree = verdicts(alone) == verdicts(reference)
 
     ratio = in_run["seconds"] / transform["seconds"]
     result = {
@@ -101,14 +102,6 @@ def main() -> None:
           f"{result['ratio_gx_engine_over_fast']:.1f}x the fast engine alone; same verdict and count for every "
           f"expectation: {agree}")
     print(f"  written to {write_result('validate', result)}")
-
-
-def _same_verdicts(fast: dict, reference: dict) -> bool:
-    """Whether both engines' summaries give every expectation the same verdict and unexpected count."""
-    def verdicts(summary: dict) -> dict:
-        return {suite: [(o["expectation"], o["success"], o["unexpected_count"]) for o in outcomes]
-                for suite, outcomes in summary["suites"].items()}
-    return verdicts(fast) == verdicts(reference)
 
 
 if __name__ == "__main__":

@@ -635,6 +635,13 @@ def _write_report(lake: Lake, day: dt.date, summary: dict[str, Any]) -> str:
     return lake.uri_of(f"{folder}/index.html")
 
 
+def verdicts(summary: dict[str, Any]) -> dict[str, list[tuple[str, str, bool, int | None]]]:
+    """Per suite of a gate's summary, in its order: each expectation's type, description, verdict and
+    unexpected count: what two engines must agree on."""
+    return {suite: [(o["expectation"], o["description"], o["success"], o["unexpected_count"]) for o in outcomes]
+            for suite, outcomes in summary["suites"].items()}
+
+
 def failure_message(summary: dict[str, Any], shown: int = 5) -> str:
     """What an operator reads first: how many failed, the first few with samples, where the report is."""
     failures = summary["failures"]

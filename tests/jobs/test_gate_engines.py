@@ -26,7 +26,7 @@ from core.lake import LocalLake
 from ingestion.ingest import ingest
 from ingestion.sandbox.server import start_sandbox
 from jobs.transform.run import run_transform
-from jobs.validate.run import ValidationFailed, run_validation
+from jobs.validate.run import ValidationFailed, run_validation, verdicts
 from jobs.validate.user_expectations import read_user_suites
 from tests.browser import data_docs_index_rows, rendered_dom, visible_text
 from tests.conftest import FAST_LIMITS, settings_for
@@ -116,12 +116,6 @@ def _gate(spark, lake_dir: Path, user: dict[str, Any], engine: str, only: list[s
         return failed.summary
 
 
-def _verdicts(summary: dict[str, Any]) -> dict[str, list[tuple[str, str, bool, int | None]]]:
-    """Per suite, in its order: each expectation's type, description, verdict and unexpected count."""
-    return {suite: [(o["expectation"], o["description"], o["success"], o["unexpected_count"]) for o in outcomes]
-            for suite, outcomes in summary["suites"].items()}
-
-
 def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, only: list[str] | None = None,
                           run: str = "") -> dict[str, Any]:
     """Both engines' gates of the lake's D agree; the fast one's summary. Recorded in the lake's GX
@@ -135,7 +129,7 @@ def _assert_engines_agree(spark, lake_dir: Path, user: dict[str, Any], caplog, o
     assert fast["engine"] == "fast" and reference["engine"] == "gx"
     assert fast["disagreements"] == [] and reference["disagreements"] == []
     assert fast["user_suites"] == ["marts/dim_games", "staging/popularity_primitives"]
-    ours, theirs = _verdicts(fast), _verdicts(reference)
+    ours, theirs = verdicts(fast), verdicts(reference)
     assert ours.keys() == theirs.keys()
     for suite in ours:
         assert ours[suite] == theirs[suite], suite
