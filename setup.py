@@ -17,9 +17,8 @@ setup(
         "pandas>=2,<3",  # great-expectations 1.x and pyspark 3.5 need pandas 2
         "boto3>=1.34",
         "requests>=2.31",
-        # ingestion parses and re-writes up to 20,000 IGDB records/s on one core: orjson does both
-        # several times faster than the standard json module (docs/architecture.md, "JSON"), with
-        # the same compact UTF-8 output
+        # ingestion parses and re-writes every IGDB record on one core: orjson does both much faster
+        # than the standard json module (docs/architecture.md, "JSON"), with the same compact UTF-8 output
         "orjson>=3.10",
         "psycopg2-binary>=2.9",
         "pyyaml>=6",  # conf/<env>.yaml
@@ -41,8 +40,8 @@ setup(
             "duckdb>=1.0",  # benchmark baseline only
             "psutil>=5.9",  # benchmark: peak RSS of the measured process
             "matplotlib>=3.10,<3.11",  # benchmark report: the chart of the stages' times (bench/report.png)
-            # the DAG's tests make Airflow's own virtual environment (160 packages): uv installs it in
-            # seconds where pip takes minutes, which keeps the suite inside its time budget
+            # the DAG's tests make Airflow's own virtual environment (well over a hundred packages): uv
+            # installs it far faster than pip, which keeps the suite inside its time budget
             "uv>=0.9",
         ],
     },

@@ -1,7 +1,7 @@
 """Write a raw lake partition straight from the sandbox generator, laid out as ingestion lands it.
 
 Benchmarks need 350k games; through HTTP at IGDB's 4 req/s the popularity rows alone would take
-25 minutes, so the records go from the generator to part files and manifests directly, in the
+far longer than the benchmark itself, so the records go from the generator to part files and manifests directly, in the
 same layout (id-range part files, compact UTF-8 JSON lines, manifest with counts and sha256).
 Generated lakes are cached under bench/out/ by size and seed.
 """

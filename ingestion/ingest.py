@@ -127,7 +127,7 @@ def ingest_entity(source: PageSource, lake: Lake, spec: EntitySpec, day: dt.date
                   settings: Settings, run_id: str, walking: Walking, turn: Turn | None = None) -> EntityReport:
     """Fetch one entity for `day` and publish its partition atomically, then move its watermark.
     `turn`: this thread's place among the source's callers, given up once the pages are fetched
-    (publishing can take seconds on S3; requests do not wait for a thread that will not ask)."""
+    (publishing to S3 is slow; requests do not wait for a thread that will not ask)."""
     started_epoch = int(time.time())
     queries_before = Counter(source.stats)
     with log_context(entity=spec.name, mode=window.mode.value):

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pyspark.sql import types as T
 
+from core.entities import ENTITIES
 from jobs.fingerprint import FINGERPRINT
 
 PARTITION = "dt"
@@ -102,6 +103,9 @@ class Dataset:
     columns: tuple[tuple[str, T.DataType, bool], ...]  # name, type, nullable
     key: tuple[str, ...]
     description: str
+    # STAGING: the raw entity (core/entities.py) whose records this table holds, one row per key;
+    # None for a table made from another staging table (the bridges)
+    staged_from: str | None = None
     files: int = 1  # parquet files per partition: few, never thousands
     load: LoadKind | None = None
     version_column: str | None = None  # newer-wins comparison for UPSERT_NEWER
@@ -280,11 +284,13 @@ def _ranked(name: str, columns: tuple[tuple[str, T.DataType, bool], ...], descri
 def _datasets() -> dict[str, Dataset]:
     out: list[Dataset] = [
         Dataset("games", Layer.STAGING, GAME_COLUMNS, ("game_id",),
-                "one row per game id seen on D, latest updated_at wins", files=2, checks=GAME_CHECKS),
+                "one row per game id seen on D, latest updated_at wins", staged_from="games", files=2,
+                checks=GAME_CHECKS),
         Dataset("popularity_primitives", Layer.STAGING,
                 (_c("game_id", _long, False), _c("popularity_type", _int, False), _c("snapshot_date", _date, False),
                  _c("value", _dbl), _c("external_popularity_source", _int), _c("calculated_at", _ts)),
-                ("game_id", "popularity_type", "snapshot_date"), "the day's popularity values, typed", files=2,
+                ("game_id", "popularity_type", "snapshot_date"), "the day's popularity values, typed",
+                staged_from="popularity_primitives", files=2,
                 checks=(IsRunDate(("snapshot_date",)), Between(("value",), 0, None), NotInFuture(("calculated_at",)),
                         References("popularity_type", "staging/ref_popularity_types", "popularity_type_id",
                                    Severity.WARNING))),
@@ -296,11 +302,11 @@ def _datasets() -> dict[str, Dataset]:
                 (_c("snapshot_date", _date, False), _c("game_id", _long, False),
                  *(_c(col, _dbl) for col in POPULARITY_COLUMNS.values()),
                  *(_c(col, _dbl) for col in _PERCENTILES)),
-                # two files: the load COPYs each file on its own stream, and its 350k new rows a day are
-                # the load's longest part (one stream: 20.5 s, two: 10.9 s, on the daily benchmark's lake).
-                # The date first, like the marketing marts: PostgreSQL's primary key then takes each new
-                # date's rows at its right edge (game first, they landed all over an ever-growing index)
-                # and serves the load's lookups by date, so no second index is kept up to date
+                # two files: the load COPYs each file on its own stream, and the day's new rows are the
+                # load's longest part. The date first, like the marketing marts: PostgreSQL's primary key
+                # then takes each new date's rows at its right edge (game first, they landed all over an
+                # ever-growing index) and serves the load's lookups by date, so no second index is kept
+                # up to date
                 ("snapshot_date", "game_id"), "one row per live game per D, types pivoted, percentile ranks",
                 files=2, load=LoadKind.REPLACE_DATE, min_rows=1, follows_deletions_of="dim_games",
                 checks=(IsRunDate(("snapshot_date",)), Between(tuple(POPULARITY_COLUMNS.values()), 0, None),
@@ -326,7 +332,7 @@ def _datasets() -> dict[str, Dataset]:
         ref_checks = (NotInFuture(("updated_at",)), NotNull(("name",)))
         # a snapshot is the whole entity: an empty one is a broken answer, never a day with no platforms
         out.append(Dataset(f"ref_{entity}", Layer.STAGING, columns, (columns[0][0],), f"{entity} snapshot of D",
-                           checks=ref_checks, min_rows=1))
+                           staged_from=entity, checks=ref_checks, min_rows=1))
         out.append(Dataset(f"dim_{entity}", Layer.MARTS, (*columns, DELETION_COLUMN), (columns[0][0],),
                            f"{entity} as of D, deleted rows marked", load=LoadKind.UPSERT_NEWER,
                            version_column="updated_at", checks=ref_checks, min_rows=1))
@@ -344,8 +350,6 @@ def _datasets() -> dict[str, Dataset]:
                            # the reference rows live on D (D's snapshot, not the dimension's deleted rows)
                            checks=(References("game_id", "marts/dim_games", "game_id"),
                                    References(id_column, f"staging/ref_{entity}", id_column))))
-    from core.entities import ENTITIES
-
     for entity in ENTITIES:
         out.append(Dataset(entity, Layer.QUARANTINE, QUARANTINE_COLUMNS, ("source_file", "line_number"),
                            f"raw lines of {entity} that could not be staged, with the reason"))
@@ -401,7 +405,23 @@ MARTS = [d for d in DATASETS.values() if d.layer is Layer.MARTS]
 STAGING = [d for d in DATASETS.values() if d.layer is Layer.STAGING]
 
 
+STAGED: dict[str, Dataset] = {d.staged_from: d for d in STAGING if d.staged_from is not None}
+
+
 def staging_table(entity: str) -> str:
-    """The staging table ("staging/<name>") a raw entity lands in: reference snapshots are ref_<entity>."""
-    name = entity if entity in ("games", "popularity_primitives") else f"ref_{entity}"
-    return dataset(Layer.STAGING, name).rel_path
+    """The staging table ("staging/<name>") a raw entity lands in: the one declared `staged_from` it."""
+    return STAGED[entity].rel_path
+
+
+def _check_staged() -> None:
+    """Every raw entity lands in exactly one staging table, and no staging table names an entity
+    ingestion does not pull: a missing one would fail the transform, not the import."""
+    if misplaced := [d.rel_path for d in DATASETS.values() if d.staged_from and d.layer is not Layer.STAGING]:
+        raise AssertionError(f"{misplaced}: only a staging table is staged from a raw entity")
+    named = [d.staged_from for d in STAGING if d.staged_from is not None]
+    if sorted(named) != sorted(ENTITIES):
+        raise AssertionError(f"staging tables must stage each raw entity once: {sorted(named)} "
+                             f"against {sorted(ENTITIES)}")
+
+
+_check_staged()

@@ -1,5 +1,5 @@
 """A row's fingerprint: one 64-bit hash of all its columns, so two dates of a table can be compared
-by key and fingerprint (16 bytes a row) instead of by every column (1.6 kB a catalogue row).
+by key and fingerprint (two numbers a row) instead of by every column of a wide catalogue row.
 
 The writer stores it beside the rows of the datasets declared `fingerprinted` (jobs/io.py), and the
 load's delta (jobs/load/plan.py) reads only it and the key from the date loaded before.
@@ -18,8 +18,8 @@ FINGERPRINT = "_row_fingerprint"
 
 
 def with_fingerprint(frame: DataFrame) -> DataFrame:
-    """The frame plus FINGERPRINT, a hash of every column computed in the JVM (about a second for the
-    350k-row catalogue, where building each row's text would take 15 s)."""
+    """The frame plus FINGERPRINT, a hash of every column computed in the JVM rather than by building
+    each row's text."""
     return frame.withColumn(FINGERPRINT, fingerprint_of(frame))
 
 

@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 
 from core.lake import Lake
 from jobs.datasets import PARTITION
+from jobs.spark_internals import parquet_footer
 
 EPOCH = dt.datetime(1970, 1, 1)
 EPOCH_DATE = EPOCH.date()
@@ -50,17 +51,9 @@ class FooterStats:
 
 
 def open_footer(spark: SparkSession, uri: str) -> Any:
-    """The parquet footer (parquet-mr's ParquetMetadata) of one file, read through Hadoop's file
-    system: a local path locally, EMRFS on EMR."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-        jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(uri), conf))
-    try:
-        return reader.getFooter()
-    finally:
-        reader.close()
+    """The parquet footer (parquet-mr's ParquetMetadata) of one file, read on the driver through the
+    JVM (jobs/spark_internals.py): a local path locally, EMRFS on EMR."""
+    return parquet_footer(spark, uri)
 
 
 def footer_schema(footer: Any) -> T.StructType | None:

@@ -146,7 +146,7 @@ def read_partition(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -
 
 def written_schema(spark: SparkSession, lake: Lake, rel: str) -> T.StructType | None:
     """The schema of a partition's files as Spark wrote them, read from one file's footer on the
-    driver (a few milliseconds); None when the partition has no parquet file or the file was not
+    driver, without a Spark job; None when the partition has no parquet file or the file was not
     written by Spark. Spark's own inference runs a job to read that same footer."""
     names = parquet_files(lake.list_files(rel))
     return footer_schema(open_footer(spark, lake.uri_of(f"{rel}/{names[0]}"))) if names else None
@@ -169,7 +169,7 @@ def stored_rows(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> D
 
 def read_fingerprinted(spark: SparkSession, ds: Dataset, lake: Lake, day: dt.date) -> DataFrame:
     """One date of a dataset with its declared columns plus FINGERPRINT: the stored one when its files
-    have it (selecting the key and the fingerprint then reads 16 bytes a row), else computed from the
+    have it (selecting the key and the fingerprint then reads two numbers a row), else computed from the
     rows (a dataset not declared `fingerprinted`, or a date written before it was)."""
     rows = read_partition(spark, ds, lake, day)  # a missing date is an error
     stored = stored_rows(spark, ds, lake, day)

@@ -12,9 +12,8 @@ from pyspark.sql import SparkSession
 ONE_FILE_PER_PARTITION = str(2 << 30)
 
 # A local session's one JVM is both driver and executor, and a batch job wants throughput, not
-# short pauses: the parallel collector spends less CPU than the default G1 (a date's transform at
-# 350k games: 48-62 s against 53-66 s over four alternating runs each on 2 cores). Set at launch
-# (a JVM option cannot change later); on a cluster the cluster's own settings stay.
+# short pauses: the parallel collector spends less CPU than the default G1. Set at launch (a JVM
+# option cannot change later); on a cluster the cluster's own settings stay.
 LOCAL_JVM_OPTIONS = "-XX:+UseParallelGC"
 
 REQUIRED_CONF = {
@@ -29,7 +28,7 @@ REQUIRED_CONF = {
     # and max, which prove the gate's "not in the future" rules without reading rows (jobs/footers.py)
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.debug.maxToStringFields": "200",  # games have 30 fields: no truncation warnings
-    # free text is unique per row: a dictionary attempt on it is wasted work (about 8% at 350k games)
+    # free text is unique per row: a dictionary attempt on it is wasted work
     **{f"spark.hadoop.parquet.enable.dictionary#{column}": "false" for column in ("summary", "storyline")},
 }
 

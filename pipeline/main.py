@@ -16,7 +16,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-from pipeline.cli import main as cli_main  # noqa: E402 - after the sys.path repair above
+from pipeline.cli import main as cli_main  # after the sys.path repair above
 
 JOBS = ("ingest", "transform", "validate", "load", "run", "backfill", "status", "gc")
 

@@ -147,7 +147,7 @@ def validate_step(ctx: RunContext, only: tuple[str, ...] | None = None, accept_c
     from jobs.validate.guards import Limits
     from jobs.validate.run import run_validation, transform_report
 
-    transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails in a second
+    transform_report(ctx.lake, ctx.day)  # before Spark starts: a missing transform fails at once
     settings = ctx.settings
     user = user_suites(settings)  # before Spark starts too: a wrong suite file is a config error
     limits = Limits(settings.guards_max_deleted_share, settings.guards_max_drop_share,

@@ -495,7 +495,7 @@ _COMPILED: dict[int, tuple[Expr, Predicate]] = {}
 
 
 def compile_expr(expr: Expr) -> Predicate:
-    """Build a closure once per Expr, so scanning ~100k records skips the AST dispatch.
+    """Build a closure once per Expr, so scanning a large catalogue skips the AST dispatch.
 
     Cached by identity (the entry keeps the Expr alive, so its id cannot be reused): value
     equality would conflate `x = 1` with `x = true`, which must not match alike.

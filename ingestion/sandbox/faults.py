@@ -14,8 +14,8 @@ from typing import Any
 
 # A realistic latency model for benchmarks (`igdb-pipeline sandbox --latency-ms 100-300
 # --latency-per-record-ms 0.08`). The Faults defaults stay at zero so tests get fast sandboxes.
-# Why these values: a real IGDB answer of one page takes a few hundred milliseconds, and a full
-# multiquery answer takes longer but short enough that 8 open requests still reach IGDB's 4 a second.
+# Why these values: they follow what a real IGDB answer of one page costs, and keep a full multiquery
+# answer short enough that 8 open requests still reach IGDB's 4 a second.
 DEFAULT_LATENCY_MS: tuple[int, int] = (100, 300)  # the per-answer wait, uniform(low, high) ms
 DEFAULT_LATENCY_PER_RECORD_MS: float = 0.08  # added per record in the answer (all sub-queries summed)
 

@@ -1,7 +1,7 @@
 """The sandbox's data: records per entity, sorted by id, queried with Apicalypse.
 
 Keyset pages (`where id > a & id <= b ...; sort id asc; limit 500`) are answered from an id index
-(bisect, then scan until the page is full), so a 100k-game sandbox stays cheap per request.
+(bisect, then scan until the page is full), so a benchmark-sized sandbox stays cheap per request.
 
 Answers leave as JSON bytes (`query_json`). For the field list ingestion asks for (ENTITIES) each
 record's JSON is kept once made (`warm` makes them all up front), so serving a page is joining

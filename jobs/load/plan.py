@@ -1,8 +1,8 @@
 """What of a mart's dt=D must go to PostgreSQL: everything, only what differs, or nothing.
 
-The catalogue (dim_games) is rewritten whole every day, yet only a few thousand of its 350k rows
-change. Staging all of them again costs a minute; staging the rows that differ from the date
-the table last took in costs seconds. That is only the same as a full upsert when the table
+The catalogue (dim_games) is rewritten whole every day, yet only a small share of its rows
+change. Staging only the rows that differ from the date the table last took in is far cheaper
+than staging all of them again. That is only the same as a full upsert when the table
 still holds what that date left, so `plan_load` uses it only when `loaded_partitions` (written in
 the same transaction as the rows) proves it:
 

@@ -263,7 +263,7 @@ def load_marts(spark: SparkSession, lake: Lake, day: dt.date, url: str, schema: 
     once, each on a connection of its own; results by mart name, in the marts' order.
 
     Most marts are small, and a small mart's load is mostly round trips and Spark job start-up, which
-    overlap: the five bridges of a 1%-changed date load in about the time of the largest.
+    overlap: the bridges of a date with few changes load in about the time of the largest.
     """
 
     parents = SharedParents(spark, lake, day, url, schema)

@@ -227,7 +227,7 @@ def _needed(ds: Dataset, schema: str, wanted: sql.Composable, of_day: bool = Fal
     row even when its WHERE is false, so rows that would not change must not reach it.
     `of_day` (a date's snapshot, whose staged rows are all of D) looks only at the stored rows of
     D, by the date's index: the key alone made the planner hash the whole history of the fact, a
-    scan that grows by 350k rows a day. A staged row of another date would still be inserted
+    scan that grows by a whole catalogue a day. A staged row of another date would still be inserted
     right: ON CONFLICT's own WHERE then decides.
     """
     same_day = sql.SQL(" AND t.{} = %(day)s").format(sql.Identifier(SNAPSHOT_DATE)) if of_day else sql.SQL("")

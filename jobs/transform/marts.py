@@ -36,8 +36,8 @@ def merge_catalogue(previous: DataFrame | None, changes: DataFrame, full_refresh
     list stay as they are (jobs/transform/deletions.py marks those it shows deleted: a row is never dropped
     for being absent, since a quarantined line is absent too). On equal updated_at the change of
     D wins over the previous catalogue. Both sides hold one row per game_id; each is filtered by
-    the other's (game_id, updated_at) pairs, so only those narrow pairs move (a day changes a few
-    thousand of the 350k wide rows: ranking their union would shuffle them all). `columns`: what
+    the other's (game_id, updated_at) pairs, so only those narrow pairs move (a day changes a small
+    share of the wide rows: ranking their union would shuffle them all). `columns`: what
     both sides hold and the result keeps (the staged game columns, or whole catalogue rows with
     their names and fingerprints).
     """
@@ -102,8 +102,7 @@ def popularity_fact(popularity: DataFrame, day: dt.date, count_key_repeats: bool
     A type's percentile is the game's percent_rank among the games with a value of that type
     (ties broken by game_id). The ranks are computed on the long rows, one window partition per
     ranked type, before pivoting: six narrow sorts side by side instead of six sorts of the wide
-    rows one after the other (12 s -> 6 s at 350k games); the rows no rank needs (other types,
-    missing values) bypass the sort (a quarter less to sort).
+    rows one after the other; the rows no rank needs (other types, missing values) bypass the sort.
     """
     kind, value = F.col("popularity_type"), F.col("value")
     ranked_types = {t: c for t, c in POPULARITY_COLUMNS.items() if c in RANKED_POPULARITY}

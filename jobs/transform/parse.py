@@ -19,12 +19,6 @@ RECORD = "record"
 REASON = "reason"
 NUL_ESCAPE = "\\u0000"  # how JSON writes the NUL character
 
-# Fields without which a record cannot be staged, per entity (id everywhere).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "games": ("id", "updated_at"),
-    "popularity_primitives": ("id", "game_id", "popularity_type"),
-}
-
 
 def _wrong_type_fields(value: Column, schema: T.StructType) -> Column:
     """Names of the fields whose JSON value does not fit the schema (parsed one field at a time)."""
@@ -61,13 +55,14 @@ def _reason(value: Column, record: Column, schema: T.StructType, required: Seque
 def parse_lines(lines: DataFrame, schema: T.StructType, required: Sequence[str] = ("id",)) -> DataFrame:
     """(source_file, line_number, value) -> the same plus `record` (typed struct) and `reason`.
 
-    `value` is kept only on rejected lines: good lines need only their typed record.
+    `value` is kept only on rejected lines: good lines need only their typed record. `required`: the
+    fields a record cannot be staged without (its entity's declaration, jobs/transform/entities.py).
     """
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     record = F.from_json("value", with_corrupt_column(schema), options).alias(RECORD)
     # Parsing is the costly part of a transform: it must run once a line. As a plain column, Spark
-    # would copy the from_json into every filter on the reason pushed below it (4x the work on
-    # games); the output of a generator (one row in, one row out) is computed once and kept.
+    # would copy the from_json into every filter on the reason pushed below it, parsing each line
+    # again per filter; the output of a generator (one row in, one row out) is computed once and kept.
     parsed = lines.select("*", F.inline(F.array(F.struct(record))))
     parsed = parsed.withColumn(REASON, _reason(F.col("value"), F.col(RECORD), schema, required))
     return parsed.select(

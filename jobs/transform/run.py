@@ -23,7 +23,7 @@ from core.lake import Lake
 from core.logs import event, log_context
 from core.raw_lake import read_manifest
 from core.threads import Task, map_in_threads, run_graph
-from jobs.datasets import BRIDGES, DATASETS, DELETED_AT, REFERENCE_COLUMNS, Dataset, Layer, dataset, staging_table
+from jobs.datasets import BRIDGES, DELETED_AT, Dataset, Layer, dataset
 from jobs.fingerprint import with_fingerprint
 from jobs.io import (
     TransformError,
@@ -43,7 +43,8 @@ from jobs.reports import TRANSFORM_REPORT, validation_verdict
 from jobs.schemas import RAW_SCHEMAS
 from jobs.transform import deletions, marts, staging
 from jobs.transform.deletions import Evidence, deletion_evidence, present_keys
-from jobs.transform.parse import REASON, REQUIRED, parse_lines, quarantine_rows, valid_records
+from jobs.transform.entities import TRANSFORMS, EntityTransform, source_of
+from jobs.transform.parse import REASON, parse_lines, quarantine_rows, valid_records
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ REPORT_PATH = TRANSFORM_REPORT
 # the staging table is written: cheaper than a second job counting the keys of the written table.
 RANK_AT_ONCE_BELOW = 50_000
 
-TRANSFORM_THREADS = 3  # Spark jobs of one date at once: enough to fill 2 cores between stages
+TRANSFORM_THREADS = 3  # Spark jobs of one date at once: a few, so the cores stay busy between one job's stages
 
 # bridge table -> (the staged games' id array, the bridge's id column)
 BRIDGE_SOURCES = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
+
+# the two marts the graph wires by name: each also reads what other tasks found (deletions, names)
+CATALOGUE, FACT = "dim_games", "fct_game_popularity"
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,9 @@ class EntityCounts:
         return self.valid - self.staged
 
 
-def _stage(valid: DataFrame, entity: str, day: dt.date, keys_unique: bool) -> DataFrame:
-    if entity == "games":
-        return staging.stage_games(valid, keys_unique)
-    if entity == "popularity_primitives":
-        return staging.stage_popularity(valid, day, keys_unique)
-    return staging.stage_reference(valid, entity, keys_unique)
+def stage_task(entity: str) -> str:
+    """The name of the task staging a raw entity, in the transform's graph."""
+    return f"stage {entity}"
 
 
 def largest_first(manifests: Mapping[str, dict | None]) -> list[str]:
@@ -93,7 +94,7 @@ def largest_first(manifests: Mapping[str, dict | None]) -> list[str]:
 
 def _parse(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict) -> DataFrame:
     return parse_lines(read_raw_lines(spark, lake, entity, day, manifest), RAW_SCHEMAS[entity],
-                       REQUIRED.get(entity, ("id",)))
+                       TRANSFORMS[entity].required)
 
 
 def ranked_as_written(manifest: dict, rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> bool:
@@ -102,7 +103,7 @@ def ranked_as_written(manifest: dict, rank_at_once_below: int = RANK_AT_ONCE_BEL
 
 
 def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, manifest: dict | None,
-                 rank_at_once_below: int = RANK_AT_ONCE_BELOW, count_keys: bool = True) -> EntityCounts:
+                 rank_at_once_below: int = RANK_AT_ONCE_BELOW) -> EntityCounts:
     """Stage raw/<entity>/dt=D in one pass over its JSON, with a second pass only for the rare cases.
 
     Parsing is most of the transform's time, so the usual day parses once: the staging table is
@@ -116,16 +117,17 @@ def stage_entity(spark: SparkSession, lake: Lake, entity: str, day: dt.date, man
       - a large table holding a key twice (the same id in two files) is written again from a
         ranked parse, latest version first (`restage_latest`). Until then D's staging partition
         holds every version; the step is not done, so nothing downstream reads it.
-    `count_keys=False` leaves that last check to the caller, who counts the keys on the way
-    (the popularity fact does, in its own aggregation); the counts then take the keys as unique.
+    An entity whose fact counts the keys on the way, in its own aggregation (`EntityTransform.
+    stage_counts_keys`), leaves that last check to it; the counts then take the keys as unique.
     """
-    target = DATASETS[staging_table(entity)]
+    transform = TRANSFORMS[entity]
+    target, count_keys = transform.staging, transform.stage_counts_keys
     manifest = require_manifest(entity, day, manifest)
     ranked_at_once = ranked_as_written(manifest, rank_at_once_below)
     seen = Observation()
     parsed = _parse(spark, lake, entity, day, manifest).observe(
         seen, F.count(F.lit(1)).alias("lines"), F.count_if(F.col(REASON).isNotNull()).alias("rejected"))
-    written = write_partition(_stage(valid_records(parsed), entity, day, keys_unique=not ranked_at_once),
+    written = write_partition(transform.staged(valid_records(parsed), day, keys_unique=not ranked_at_once),
                               target, lake, day)
     lines, rejected = int(seen.get["lines"]), int(seen.get["rejected"])
     if lines != manifest["records"]:
@@ -154,8 +156,9 @@ def restage_latest(spark: SparkSession, lake: Lake, entity: str, day: dt.date, m
                    counts: EntityCounts) -> EntityCounts:
     """Write D's staging table again from a ranked parse, the latest version of each key only: some
     key came more than once. The same lines, fewer rows; the counts say how many folded."""
-    staged = write_partition(_stage(valid_records(_parse(spark, lake, entity, day, manifest)), entity, day,
-                                    keys_unique=False), DATASETS[staging_table(entity)], lake, day)
+    transform = TRANSFORMS[entity]
+    staged = write_partition(transform.staged(valid_records(_parse(spark, lake, entity, day, manifest)), day),
+                             transform.staging, lake, day)
     counts = EntityCounts(counts.raw_lines, counts.quarantined, counts.valid, staged)
     _log_staged(entity, counts, "repeated: ranked")
     return counts
@@ -165,7 +168,7 @@ def write_bridge(spark: SparkSession, lake: Lake, day: dt.date, table: str) -> i
     """One bridge of D's games, to staging and (the same files) to marts for the loader. It reads
     only the game id and one id array of the staged games."""
     ids, id_column = BRIDGE_SOURCES[table]
-    games = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
+    games = read_partition(spark, source_of(table).staging, lake, day)
     written = write_partition(staging.bridge(games, ids, id_column), dataset(Layer.STAGING, table), lake, day)
     return copy_partition(dataset(Layer.STAGING, table), dataset(Layer.MARTS, table), lake, day, written)
 
@@ -199,14 +202,15 @@ def _earlier(spark: SparkSession, lake: Lake, ds: Dataset, base: dt.date | None)
     return read_partition(spark, ds, lake, base)
 
 
-def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, entity: str, base: dt.date | None,
+def write_dimension(spark: SparkSession, lake: Lake, day: dt.date, transform: EntityTransform, base: dt.date | None,
                     manifest: dict, staged: EntityCounts) -> tuple[Deletions, dict[int, str]]:
-    """dim_<entity> of D: D's snapshot, and the earlier rows it no longer lists, marked deleted;
-    with the snapshot's names by id, for the catalogue."""
-    source, target = dataset(Layer.STAGING, f"ref_{entity}"), dataset(Layer.MARTS, f"dim_{entity}")
+    """The entity's dimension of D: D's snapshot, and the earlier rows it no longer lists, marked
+    deleted; with the snapshot's names by id, for the catalogue."""
+    assert transform.dimension is not None
+    target = dataset(Layer.MARTS, transform.dimension)
     id_column = target.key[0]
-    snapshot = read_partition(spark, source, lake, day)
-    evidence = deletion_evidence(spark, lake, entity, day, manifest, staged.quarantined)
+    snapshot = read_partition(spark, transform.staging, lake, day)
+    evidence = deletion_evidence(spark, lake, transform.entity, day, manifest, staged.quarantined)
     present = present_keys(spark, snapshot, id_column, evidence) if evidence.complete else None
     dimension = deletions.as_of(snapshot, _earlier(spark, lake, target, base), id_column, day, present)
     counted = write_counted(dimension, target, lake, day, _deletion_counts(day))
@@ -229,7 +233,7 @@ def kept_catalogue(spark: SparkSession, lake: Lake, day: dt.date, names: Mapping
     """dim_games of `day` with its names and fingerprints as stored, when they are still right: the
     names file beside them (written after the files, removed with them on a rewrite) records the
     same names, and the files hold today's file columns. None: they must be computed again."""
-    dim_games = dataset(Layer.MARTS, "dim_games")
+    dim_games = dataset(Layer.MARTS, CATALOGUE)
     if lake.read_text(f"{dim_games.partition_rel_path(day.isoformat())}/{NAMES_FILE}") != names_record(names):
         return None
     return stored_rows(spark, dim_games, lake, day)
@@ -239,7 +243,7 @@ def catalogue_base(lake: Lake, day: dt.date, require_validated: bool = True) -> 
     """The earlier date D builds on: the newest date before D with a catalogue. Its catalogue,
     dimensions and fact are what D's are made from, so it must have passed validation: a failed
     or unvalidated date in between stops D, naming it (`require_validated`)."""
-    base = latest_partition_before(lake, dataset(Layer.MARTS, "dim_games"), day)
+    base = latest_partition_before(lake, dataset(Layer.MARTS, CATALOGUE), day)
     if base is not None and require_validated and (why := validation_verdict(lake, base)) is not None:
         raise TransformError(f"dt={day} would build on the catalogue of dt={base}, which has not passed "
                              f"validation: {why}. Finish dt={base} first (rerun it, or load it with "
@@ -253,10 +257,10 @@ def write_catalogue(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date
     the games a complete full refresh no longer lists marked deleted as of D.
 
     On a usual day the reference names are those of the day before, so the earlier catalogue's
-    rows keep the names and fingerprints they have, and only D's changed games (a few thousand of
-    350k) are given theirs; when a name changed, every row is given its names again."""
-    dim_games = dataset(Layer.MARTS, "dim_games")
-    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day).withColumn(
+    rows keep the names and fingerprints they have, and only D's changed games (a small share of
+    the catalogue) are given theirs; when a name changed, every row is given its names again."""
+    dim_games = dataset(Layer.MARTS, CATALOGUE)
+    changes = read_partition(spark, source_of(CATALOGUE).staging, lake, day).withColumn(
         DELETED_AT, F.lit(None).cast(T.DateType()))
     if base is None and not full_refresh:
         event(log, "no earlier dim_games: the catalogue holds only this date's changed games; "
@@ -284,11 +288,11 @@ def deleted_games(spark: SparkSession, lake: Lake, day: dt.date, base: dt.date |
     """The game ids deleted as of D (the catalogue of D marks them: the same rule, computed from the
     base catalogue's two columns so that the fact need not wait for the catalogue); None when there
     is none to leave out (no earlier catalogue, or none deleted in it and no complete refresh)."""
-    dim_games = dataset(Layer.MARTS, "dim_games")
+    dim_games = dataset(Layer.MARTS, CATALOGUE)
     counted = live_rows(spark, lake, dim_games, base) if base else None
     if base is None or counted is None or (counted[0] == counted[1] and not evidence.complete):
         return None
-    changes = read_partition(spark, dataset(Layer.STAGING, "games"), lake, day)
+    changes = read_partition(spark, source_of(CATALOGUE).staging, lake, day)
     previous = read_partition(spark, dim_games, lake, base).select("game_id", DELETED_AT)
     present = present_keys(spark, changes, "game_id", evidence) if evidence.complete else None
     return deletions.deleted_keys(deletions.mark_deleted(previous, present, "game_id", day), changes, "game_id")
@@ -300,7 +304,7 @@ def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool =
     Games `deleted` as of D are left out before the percentiles are ranked. With `check_keys`,
     the fact's aggregation counts the repeats (`marts.key_repeat_counts`): the popularity staging
     table's key check without a job of its own."""
-    popularity = read_partition(spark, dataset(Layer.STAGING, "popularity_primitives"), lake, day)
+    popularity = read_partition(spark, source_of(FACT).staging, lake, day)
     if deleted is not None:
         popularity = deletions.without_keys(popularity, deleted, "game_id")
     fact = marts.popularity_fact(popularity, day, count_key_repeats=check_keys)
@@ -308,7 +312,7 @@ def write_fact(spark: SparkSession, lake: Lake, day: dt.date, check_keys: bool =
     if check_keys:
         fact = fact.observe(keys, F.sum(marts.KEY_REPEATS).alias("repeats"),
                             F.sum(marts.KEY_UNCHECKED).alias("unchecked"))
-    rows = write_partition(fact, dataset(Layer.MARTS, "fct_game_popularity"), lake, day)  # drops the helper columns
+    rows = write_partition(fact, dataset(Layer.MARTS, FACT), lake, day)  # drops the helper columns
     if not check_keys:
         return rows, 0, 0
     return rows, int(keys.get["repeats"] or 0), int(keys.get["unchecked"] or 0)
@@ -319,17 +323,16 @@ def write_checked_fact(spark: SparkSession, lake: Lake, day: dt.date, manifest: 
                        ) -> tuple[int, EntityCounts]:
     """The popularity fact of D, and the popularity staging counts with its key checked.
 
-    A large popularity partition is staged without counting its keys (`stage_entity(count_keys=
-    False)`): 2.8M rows at 350k games, whose count is a shuffle of its own on the path to the
-    fact. The fact counts repeated keys as it aggregates instead; in the rare case one repeats,
+    A large popularity partition is staged without counting its keys (its declaration's
+    `stage_counts_keys`): several rows a game, whose count is a shuffle of its own on the path to
+    the fact. The fact counts repeated keys as it aggregates instead; in the rare case one repeats,
     staging is ranked again and the fact rebuilt from it. Rows of a type the count cannot check
     (an id over 62) fall back to counting the keys. `deleted`: the games deleted as of D."""
-    entity = "popularity_primitives"
+    source = source_of(FACT)
     unique = ranked_as_written(manifest, rank_at_once_below)  # then ranked as it was written: nothing to check
     rows, repeats, unchecked = write_fact(spark, lake, day, check_keys=not unique, deleted=deleted)
-    target = DATASETS[staging_table(entity)]
-    if repeats or (unchecked and distinct_keys(spark, target, lake, day) != staged.staged):
-        staged = restage_latest(spark, lake, entity, day, manifest, staged)
+    if repeats or (unchecked and distinct_keys(spark, source.staging, lake, day) != staged.staged):
+        staged = restage_latest(spark, lake, source.entity, day, manifest, staged)
         rows, _, _ = write_fact(spark, lake, day, deleted=deleted)
     return rows, staged
 
@@ -338,11 +341,11 @@ def write_marketing_marts(spark: SparkSession, lake: Lake, day: dt.date, base: d
                           ) -> dict[str, int]:
     """The four ranked marts of D, from the live catalogue and the popularity fact of D (and the
     base date's fact, for the momentum)."""
-    fct = dataset(Layer.MARTS, "fct_game_popularity")
+    fct = dataset(Layer.MARTS, FACT)
     # the marketing marts need a few columns of the catalogue, not its free text. Each mart reads
     # its columns from the files again: caching the two frames first cost more than the reads it
     # saved (measured: the README's benchmark notes)
-    catalogue = deletions.live(read_partition(spark, dataset(Layer.MARTS, "dim_games"), lake, day)
+    catalogue = deletions.live(read_partition(spark, dataset(Layer.MARTS, CATALOGUE), lake, day)
                                ).select(*marts.CATALOGUE_COLUMNS)
     facts = read_partition(spark, fct, lake, day)
     previous_facts = _earlier(spark, lake, fct, base)
@@ -366,45 +369,49 @@ def transform_tasks(spark: SparkSession, lake: Lake, day: dt.date, manifests: di
     the largest raw entities first (so the small ones fill the gaps instead of holding them back),
     then the popularity fact and the catalogue, whose jobs are the longest. `base`: the earlier
     date D builds on (`catalogue_base`)."""
-    full_refresh = manifests["games"]["mode"] == "full"
+    games, popularity = source_of(CATALOGUE), source_of(FACT)  # the entities they are made from
+    full_refresh = manifests[games.entity]["mode"] == "full"
+    evidence_task = f"{games.entity} evidence"
+    dimensions = {t.entity: t.dimension for t in TRANSFORMS.values() if t.dimension is not None}
 
     def stage(entity: str) -> Callable[[Mapping[str, Any]], EntityCounts]:
         def work(_: Mapping[str, Any]) -> EntityCounts:
-            with log_context(entity=entity):  # the popularity fact counts its staging table's keys
-                return stage_entity(spark, lake, entity, day, manifests[entity], rank_at_once_below,
-                                    count_keys=entity != "popularity_primitives")
+            with log_context(entity=entity):
+                return stage_entity(spark, lake, entity, day, manifests[entity], rank_at_once_below)
         return work
 
     def evidence(needs: Mapping[str, Any]) -> Evidence:
-        return deletion_evidence(spark, lake, "games", day, manifests["games"], needs["stage games"].quarantined)
+        return deletion_evidence(spark, lake, games.entity, day, manifests[games.entity],
+                                 needs[stage_task(games.entity)].quarantined)
 
     def fact(needs: Mapping[str, Any]) -> tuple[int, EntityCounts]:
-        with log_context(entity="popularity_primitives"):
-            deleted = deleted_games(spark, lake, day, base, needs["games evidence"])
-            return write_checked_fact(spark, lake, day, manifests["popularity_primitives"],
-                                      needs["stage popularity_primitives"], rank_at_once_below, deleted)
+        with log_context(entity=popularity.entity):
+            deleted = deleted_games(spark, lake, day, base, needs[evidence_task])
+            return write_checked_fact(spark, lake, day, manifests[popularity.entity],
+                                      needs[stage_task(popularity.entity)], rank_at_once_below, deleted)
 
-    def dimension(entity: str) -> Callable[[Mapping[str, Any]], tuple[Deletions, dict[int, str]]]:
-        return lambda staged: write_dimension(spark, lake, day, entity, base, manifests[entity],
-                                              staged[f"stage {entity}"])
+    def dimension(transform: EntityTransform) -> Callable[[Mapping[str, Any]], tuple[Deletions, dict[int, str]]]:
+        return lambda staged: write_dimension(spark, lake, day, transform, base, manifests[transform.entity],
+                                              staged[stage_task(transform.entity)])
+
+    # the reference entities whose names the catalogue holds: their dimensions list the names
+    named = {entity: dimensions[entity] for _, entity, _, _ in BRIDGES}
 
     def catalogue(needs: Mapping[str, Any]) -> Deletions:
-        names = {entity: needs[f"dim_{entity}"][1] for _, entity, _, _ in BRIDGES}
-        return write_catalogue(spark, lake, day, base, full_refresh, names, needs["games evidence"])
+        names = {entity: needs[name][1] for entity, name in named.items()}
+        return write_catalogue(spark, lake, day, base, full_refresh, names, needs[evidence_task])
 
     def bridge(table: str) -> Callable[[Mapping[str, Any]], int]:
         return lambda _: write_bridge(spark, lake, day, table)
 
-    named_dims = tuple(f"dim_{entity}" for _, entity, _, _ in BRIDGES)
     return [
-        *[Task(f"stage {entity}", stage(entity)) for entity in largest_first(manifests)],
-        Task("games evidence", evidence, ("stage games",)),
-        Task("fct_game_popularity", fact, ("stage popularity_primitives", "games evidence")),
-        Task("dim_games", catalogue, ("games evidence", *named_dims)),
-        *[Task(f"dim_{entity}", dimension(entity), (f"stage {entity}",)) for entity in REFERENCE_COLUMNS],
-        *[Task(table, bridge(table), ("stage games",)) for table in BRIDGE_SOURCES],
-        Task("marketing marts", lambda _: write_marketing_marts(spark, lake, day, base, top_n),
-             ("dim_games", "fct_game_popularity")),
+        *[Task(stage_task(entity), stage(entity)) for entity in largest_first(manifests)],
+        Task(evidence_task, evidence, (stage_task(games.entity),)),
+        Task(FACT, fact, (stage_task(popularity.entity), evidence_task)),
+        Task(CATALOGUE, catalogue, (evidence_task, *named.values())),
+        *[Task(name, dimension(TRANSFORMS[entity]), (stage_task(entity),)) for entity, name in dimensions.items()],
+        *[Task(table, bridge(table), (stage_task(games.entity),)) for table in games.bridges],
+        Task("marketing marts", lambda _: write_marketing_marts(spark, lake, day, base, top_n), (CATALOGUE, FACT)),
     ]
 
 
@@ -426,16 +433,18 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
         base = catalogue_base(lake, day, require_validated_base)
         done = run_graph(transform_tasks(spark, lake, day, checked, top_n, base, rank_at_once_below),
                          TRANSFORM_THREADS, "transform")
-        facts, done["stage popularity_primitives"] = done["fct_game_popularity"]  # counts with the keys checked
-        entities = {entity: done[f"stage {entity}"] for entity in largest_first(manifests)}
-        dimensions: dict[str, Deletions] = {f"dim_{entity}": done[f"dim_{entity}"][0] for entity in REFERENCE_COLUMNS}
-        dimensions["dim_games"] = done["dim_games"]
-        rows = {table: done[table] for table in BRIDGE_SOURCES}
+        games, popularity = source_of(CATALOGUE), source_of(FACT)
+        facts, done[stage_task(popularity.entity)] = done[FACT]  # the counts with the keys checked
+        entities = {entity: done[stage_task(entity)] for entity in largest_first(manifests)}
+        dimensions: dict[str, Deletions] = {t.dimension: done[t.dimension][0] for t in TRANSFORMS.values()
+                                            if t.dimension is not None}
+        dimensions[CATALOGUE] = done[CATALOGUE]
+        rows = {table: done[table] for table in games.bridges}
         rows |= {name: counted.rows for name, counted in dimensions.items()}
-        rows |= {"fct_game_popularity": facts, **done["marketing marts"]}
+        rows |= {FACT: facts, **done["marketing marts"]}
         report = {
             "dt": day.isoformat(),
-            "full_refresh": checked["games"]["mode"] == "full",
+            "full_refresh": checked[games.entity]["mode"] == "full",
             "base": None if base is None else base.isoformat(),
             "entities": {e: {**asdict(c), "collapsed": c.collapsed} for e, c in entities.items()},
             "rows": rows,
@@ -444,6 +453,6 @@ def run_transform(spark: SparkSession, lake: Lake, day: dt.date, top_n: int = 10
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         }
         lake.write_text(REPORT_PATH.format(day=day.isoformat()), json.dumps(report, indent=2) + "\n")
-        event(log, "transform done", seconds=report["seconds"], dim_games=rows["dim_games"],
-              deleted_games=dimensions["dim_games"].deleted)
+        event(log, "transform done", seconds=report["seconds"], dim_games=rows[CATALOGUE],
+              deleted_games=dimensions[CATALOGUE].deleted)
     return report

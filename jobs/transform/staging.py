@@ -10,21 +10,14 @@ from pyspark.sql import functions as F
 
 from jobs.datasets import BRIDGES, REFERENCE_IDS
 
-# The dedupe key of each entity, in raw field names: the staging table's declared key (jobs/datasets.py)
-# under its staged names, which the transform counts in the written table to see whether any repeats.
-DEDUPE_KEYS: dict[str, tuple[str, ...]] = {"popularity_primitives": ("game_id", "popularity_type")}
-
-
-def dedupe_key(entity: str) -> list[str]:
-    return list(DEDUPE_KEYS.get(entity, ("id",)))
-
 
 def latest_per_key(df: DataFrame, key: Sequence[str], newest_first: Sequence[Column], keys_unique: bool = False
                    ) -> DataFrame:
     """Keep one row per key: the first by `newest_first`, ties broken by the later file and line.
 
-    `keys_unique` (the caller counted as many distinct keys as rows) skips the ranking, which
-    would keep every row anyway: no shuffle of wide rows (about 9 s of the 350k-game catalogue).
+    `key` is in raw field names: the staging table's declared key as jobs/transform/entities.py
+    maps it. `keys_unique` (the caller counted as many distinct keys as rows) skips the ranking,
+    which would keep every row anyway: no shuffle of wide rows.
     """
     if keys_unique:
         return df
@@ -52,9 +45,9 @@ def epoch_to_date(column: str) -> Column:
     return F.to_date(F.timestamp_seconds(F.col(column)))
 
 
-def stage_games(valid: DataFrame, keys_unique: bool = False) -> DataFrame:
+def stage_games(valid: DataFrame, key: Sequence[str], keys_unique: bool = False) -> DataFrame:
     """One row per game id (latest updated_at), epoch seconds as dates/timestamps, id sets as arrays."""
-    latest = latest_per_key(valid, dedupe_key("games"), [F.col("updated_at").desc_nulls_last()], keys_unique)
+    latest = latest_per_key(valid, key, [F.col("updated_at").desc_nulls_last()], keys_unique)
     return latest.select(
         F.col("id").alias("game_id"),
         "name",
@@ -86,9 +79,9 @@ def bridge(games: DataFrame, ids_column: str, id_column: str) -> DataFrame:
     return games.select("game_id", F.explode(ids_column).alias(id_column))
 
 
-def stage_reference(valid: DataFrame, entity: str, keys_unique: bool = False) -> DataFrame:
+def stage_reference(valid: DataFrame, entity: str, key: Sequence[str], keys_unique: bool = False) -> DataFrame:
     """A reference snapshot (platforms, genres, ...): one row per id, IGDB names kept."""
-    latest = latest_per_key(valid, dedupe_key(entity), [F.col("updated_at").desc_nulls_last()], keys_unique)
+    latest = latest_per_key(valid, key, [F.col("updated_at").desc_nulls_last()], keys_unique)
     renames = {"id": REFERENCE_IDS[entity], "platform_family": "platform_family_id"}
     out = latest.drop("source_file", "line_number")
     for old, new in renames.items():
@@ -97,11 +90,11 @@ def stage_reference(valid: DataFrame, entity: str, keys_unique: bool = False) ->
     return out.withColumn("updated_at", epoch_to_ts("updated_at"))
 
 
-def stage_popularity(valid: DataFrame, day: dt.date, keys_unique: bool = False) -> DataFrame:
-    """The day's popularity values keyed (game_id, popularity_type, snapshot_date)."""
-    latest = latest_per_key(valid, dedupe_key("popularity_primitives"),
-                            [F.col("calculated_at").desc_nulls_last(), F.col("updated_at").desc_nulls_last(),
-                             F.col("id").desc()], keys_unique)
+def stage_popularity(valid: DataFrame, day: dt.date, key: Sequence[str], keys_unique: bool = False) -> DataFrame:
+    """The day's popularity values keyed (game_id, popularity_type, snapshot_date): D is every row's
+    snapshot_date, so `key` leaves it out."""
+    newest_first = [F.col("calculated_at").desc_nulls_last(), F.col("updated_at").desc_nulls_last(), F.col("id").desc()]
+    latest = latest_per_key(valid, key, newest_first, keys_unique)
     return latest.select(
         "game_id",
         F.col("popularity_type").cast("int").alias("popularity_type"),

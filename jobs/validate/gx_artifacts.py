@@ -270,7 +270,7 @@ def _stored_suite(context: FileDataContext, suite: gx.ExpectationSuite) -> gx.Ex
     except DataContextError:
         return context.suites.add(stored)
     # What suites.add_or_update does, with the unchanged expectations found by a dict instead of a
-    # list.index per expectation (quadratic: seconds for the catalogue's hundred rules)
+    # list.index per expectation (quadratic in the suite's size)
     ids = {_identity(e): e.id for e in existing.expectations}
     for expectation in stored.expectations:
         expectation.id = ids.get(_identity(expectation))

@@ -11,6 +11,7 @@ from pyspark.sql import types as T
 from core.lake import LocalLake
 from jobs.datasets import Layer, dataset
 from jobs.io import write_partition, written_schema
+from jobs.spark_internals import garbage_collectors
 
 DAY = dt.date(2026, 11, 20)
 
@@ -42,6 +43,4 @@ def test_an_empty_output_keeps_its_schema_and_a_foreign_file_or_no_file_gives_no
 
 def test_a_local_session_runs_the_parallel_collector(spark) -> None:
     """The option is set at the JVM's launch (jobs/session.py): the JVM's own collectors say which won."""
-    jvm = spark.sparkContext._jvm
-    collectors = {bean.getName() for bean in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
-    assert collectors == {"PS Scavenge", "PS MarkSweep"}
+    assert garbage_collectors(spark) == {"PS Scavenge", "PS MarkSweep"}

@@ -16,6 +16,7 @@ from jobs.fingerprint import FINGERPRINT, with_fingerprint
 from jobs.io import read_fingerprinted, read_partition, write_partition
 from jobs.load.plan import partition_digest, plan_load, rows_not_in
 from jobs.load.warehouse import ensure_schema, record_loaded_partition
+from jobs.spark_internals import executed_plan
 
 D1, D2, D3 = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 GAMES = dataset(Layer.MARTS, "dim_games")
@@ -159,7 +160,7 @@ def test_the_catalogue_stores_its_fingerprints_and_the_delta_reads_only_them_fro
     base = read_fingerprinted(spark, GAMES, lake, D1)
     changed = read_fingerprinted(spark, GAMES, lake, D2).transform(rows_not_in(base, GAMES.key))
     assert sorted(r.game_id for r in changed.collect()) == [2, 4]
-    scans = [line for line in changed._jdf.queryExecution().executedPlan().toString().splitlines()
+    scans = [line for line in executed_plan(changed).splitlines()
              if "ReadSchema" in line]
     assert any(f"ReadSchema: struct<game_id:bigint,{FINGERPRINT}:bigint>" in line for line in scans), scans
 

@@ -7,6 +7,7 @@ from pyspark.sql import types as T
 
 from jobs.io import LINES_SCHEMA
 from jobs.schemas import RAW_SCHEMAS
+from jobs.spark_internals import executed_plan
 from jobs.transform.parse import parse_lines, quarantine_rows, valid_records
 
 SCHEMA = T.StructType([
@@ -96,9 +97,9 @@ def test_real_game_schema_accepts_a_real_record(spark) -> None:
 def test_each_line_is_parsed_once_even_when_only_its_fields_are_kept(spark) -> None:
     """The staging write keeps the good lines' fields and drops the line numbers: Spark then pushes
     the filter on the reason below the parse and copies the from_json into it, unless the parse is
-    the output of a node of its own (4x the work measured on 350k games)."""
+    the output of a node of its own."""
     from pyspark.sql import functions as F
 
     kept = valid_records(_parsed(spark)).select("id", F.col("name").alias("title"))
-    plan = kept._jdf.queryExecution().executedPlan().toString()
+    plan = executed_plan(kept)
     assert plan.count("from_json(") == 1, plan

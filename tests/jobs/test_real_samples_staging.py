@@ -17,8 +17,8 @@ from chispa import assert_df_equality
 from jobs.datasets import Layer, dataset
 from jobs.io import LINES_SCHEMA, conform
 from jobs.schemas import RAW_SCHEMAS
-from jobs.transform.parse import REQUIRED, parse_lines, quarantine_rows, valid_records
-from jobs.transform.staging import stage_games, stage_popularity, stage_reference
+from jobs.transform.entities import TRANSFORMS
+from jobs.transform.parse import parse_lines, quarantine_rows, valid_records
 from tests.conftest import SAMPLES
 
 DAY = dt.date(2026, 11, 20)
@@ -39,7 +39,7 @@ def _sample(entity: str) -> list[dict[str, Any]]:
 def _valid(spark, entity: str, records: list[dict[str, Any]]):
     lines = [("sample.jsonl", i + 1, json.dumps(r, ensure_ascii=False)) for i, r in enumerate(records)]
     parsed = parse_lines(spark.createDataFrame(lines, LINES_SCHEMA), RAW_SCHEMAS[entity],
-                         REQUIRED.get(entity, ("id",)))
+                         TRANSFORMS[entity].required)
     assert quarantine_rows(parsed, entity).count() == 0, "a real IGDB record was quarantined"
     return valid_records(parsed)
 
@@ -66,7 +66,7 @@ def test_real_games_stage_exactly(spark) -> None:
          len(g.get("websites", [])), _utc(g["updated_at"]))
         for g in records
     ]
-    actual = conform(stage_games(_valid(spark, "games", records)), ds)
+    actual = conform(TRANSFORMS["games"].staged(_valid(spark, "games", records), DAY), ds)
     assert_df_equality(actual, spark.createDataFrame(expected, ds.schema), ignore_row_order=True,
                        ignore_nullable=True)
     names = {r["name"] for r in actual.select("name").collect()}
@@ -79,7 +79,7 @@ def test_real_platforms_keep_their_missing_fields_as_nulls(spark) -> None:
     ds = dataset(Layer.STAGING, "ref_platforms")
     expected = [(p["id"], p.get("name"), p.get("slug"), p.get("abbreviation"), p.get("generation"),
                  p.get("platform_family"), None) for p in records]
-    actual = conform(stage_reference(_valid(spark, "platforms", records), "platforms"), ds)
+    actual = conform(TRANSFORMS["platforms"].staged(_valid(spark, "platforms", records), DAY), ds)
     assert_df_equality(actual, spark.createDataFrame(expected, ds.schema), ignore_row_order=True,
                        ignore_nullable=True)
     assert actual.where("abbreviation IS NULL").count() == 220 - 126  # as SOURCES.md counts
@@ -93,7 +93,8 @@ def test_real_popularity_values_stay_exact(spark) -> None:
         latest[(r["game_id"], r["popularity_type"])] = r
     expected = [(r["game_id"], r["popularity_type"], DAY, r["value"], r.get("external_popularity_source"),
                  _utc(r["calculated_at"])) for r in latest.values()]
-    actual = conform(stage_popularity(_valid(spark, "popularity_primitives", records), DAY), ds)
+    actual = conform(TRANSFORMS["popularity_primitives"].staged(_valid(spark, "popularity_primitives", records), DAY),
+                     ds)
     assert_df_equality(actual, spark.createDataFrame(expected, ds.schema), ignore_row_order=True,
                        ignore_nullable=True)
     assert actual.where("value = 8.958727144e-05").count() > 0

@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 
 from jobs.datasets import MARTS, STAGING
 from jobs.io import literal_frame
+from jobs.spark_internals import executed_plan
 from jobs.validate.rule_pass import (
     bitmap_pays,
     bounds_wanted,
@@ -155,7 +156,7 @@ def test_small_frames_are_built_in_the_jvm(spark) -> None:
     frame = literal_frame(spark, rows, schema)
 
     assert_df_equality(frame, spark.createDataFrame(rows, schema), ignore_nullable=True)
-    plan = frame._jdf.queryExecution().executedPlan().toString()
+    plan = executed_plan(frame)
     assert "ExistingRDD" not in plan and "Python" not in plan
 
 
