@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 
 from core.entities import ENTITIES
-from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, REFERENCE_IDS, Dataset, Layer, staging_table
+from jobs.datasets import BRIDGES, DATASETS, REFERENCE_COLUMNS, REFERENCE_IDS, STAGED, Dataset, Layer
 from jobs.schemas import RAW_SCHEMAS
 from jobs.transform import staging
 
@@ -44,7 +44,7 @@ class EntityTransform:
 
     @property
     def staging(self) -> Dataset:
-        return DATASETS[staging_table(self.entity)]
+        return STAGED[self.entity]
 
     @property
     def dedupe_key(self) -> tuple[str, ...]:
@@ -112,6 +112,9 @@ def by_entity(declared: Iterable[EntityTransform]) -> dict[str, EntityTransform]
 
 
 TRANSFORMS = by_entity(DECLARED)
+# the two outputs the transform's graph names, as the declarations give them (one of each)
+(CATALOGUE,) = [d.catalogue for d in TRANSFORMS.values() if d.catalogue is not None]
+(FACT,) = [d.fact for d in TRANSFORMS.values() if d.fact is not None]
 
 
 def source_of(output: str) -> EntityTransform:

@@ -43,7 +43,7 @@ from jobs.reports import TRANSFORM_REPORT, validation_verdict
 from jobs.schemas import RAW_SCHEMAS
 from jobs.transform import deletions, marts, staging
 from jobs.transform.deletions import Evidence, deletion_evidence, present_keys
-from jobs.transform.entities import TRANSFORMS, EntityTransform, source_of
+from jobs.transform.entities import CATALOGUE, FACT, TRANSFORMS, EntityTransform, source_of
 from jobs.transform.parse import REASON, parse_lines, quarantine_rows, valid_records
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,6 @@ TRANSFORM_THREADS = 3  # Spark jobs of one date at once: a few, so the cores sta
 BRIDGE_SOURCES = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
 
 # the two marts the graph wires by name: each also reads what other tasks found (deletions, names)
-CATALOGUE, FACT = "dim_games", "fct_game_popularity"
-
-
 @dataclass(frozen=True)
 class EntityCounts:
     raw_lines: int  # lines in the raw partition (equal to the manifest's record count)
