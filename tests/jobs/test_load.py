@@ -56,7 +56,7 @@ def two_days(spark, tmp_path_factory) -> dict[str, Any]:
         sandbox.stop()
     for day in (D1, D2):  # D2 builds on D1's catalogue once D1 passed validation
         run_transform(spark, lake, day, top_n=20)
-        run_validation(spark, lake, day, f"v-{day}")
+        run_validation(spark, lake, day, f"v-{day}", data_docs=False)
     return {"lake": lake_dir, "game": game["id"], "removed_genre": removed, "kept_genres": kept,
             "emptied": emptied["id"]}
 
@@ -224,15 +224,15 @@ def test_only_a_complete_passed_and_current_validation_lets_the_load_run(spark, 
     shutil.rmtree(facts)
     spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(facts))  # an empty fact
     with pytest.raises(ValidationFailed):
-        run_validation(spark, LocalLake(lake_dir), D1, "empty", only=["marts/fct_game_popularity"])
+        run_validation(spark, LocalLake(lake_dir), D1, "empty", only=["marts/fct_game_popularity"], data_docs=False)
     with pytest.raises(LoadRefused, match="failed validation"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
     shutil.rmtree(facts)
     spark.createDataFrame(kept, schema).coalesce(1).write.parquet(str(facts))
-    run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/fct_game_popularity"])
+    run_validation(spark, LocalLake(lake_dir), D1, "partial", only=["marts/fct_game_popularity"], data_docs=False)
     with pytest.raises(LoadRefused, match="was partial"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
-    run_validation(spark, LocalLake(lake_dir), D1, "full-again")
+    run_validation(spark, LocalLake(lake_dir), D1, "full-again", data_docs=False)
     run_transform(spark, LocalLake(lake_dir), D1, top_n=20)
     with pytest.raises(LoadRefused, match="transformed again after its validation"):
         run_load(spark, LocalLake(lake_dir), D1, pg_url, pg_schema)
@@ -271,7 +271,7 @@ def test_an_empty_ranked_mart_passes_the_gate_with_a_warning_and_load_on_empty_d
     rows, schema = frame.limit(0).collect(), frame.schema
     shutil.rmtree(hyped)
     spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(hyped))
-    summary = run_validation(spark, lake, D2, "empty-hyped")
+    summary = run_validation(spark, lake, D2, "empty-hyped", data_docs=False)
     assert summary["passed"] and [w["suite"] for w in summary["warned"]] == ["marts/mart_top_hyped"]
     before = table_digests(pg_url, pg_schema)
 

@@ -45,7 +45,7 @@ def clean(spark, tmp_path_factory) -> dict[str, Any]:
     finally:
         sandbox.stop()
     run_transform(spark, LocalLake(lake_dir), DAY, top_n=20)
-    summary = run_validation(spark, LocalLake(lake_dir), DAY, "clean")
+    summary = run_validation(spark, LocalLake(lake_dir), DAY, "clean", data_docs=False)
     return {"lake": lake_dir, "summary": summary}
 
 
@@ -65,8 +65,10 @@ def _first_game(spark, lake_dir: Path) -> int:
 
 
 def _fails(spark, lake_dir: Path, only: list[str], **kwargs: Any) -> dict[str, Any]:
+    """The summary of a gate that must fail. Data Docs only when asked: they cost seconds a gate
+    and have tests of their own (tests/jobs/test_gx_artifacts.py, test_gate_engines.py)."""
     with pytest.raises(ValidationFailed) as failed:
-        run_validation(spark, LocalLake(lake_dir), DAY, "broken", only=only, **kwargs)
+        run_validation(spark, LocalLake(lake_dir), DAY, "broken", only=only, **{"data_docs": False, **kwargs})
     return failed.value.summary
 
 
@@ -106,7 +108,7 @@ def test_the_gate_lists_each_partition_once(spark, clean, tmp_path: Path) -> Non
     """The gate needs each output's file names three times (is it there, its footer, the digest
     that groups copies): one listing serves all three, so a gate on S3 makes one LIST an output."""
     lake = ListingCountingLake(_copy(clean, tmp_path))
-    summary = run_validation(spark, lake, DAY, "listing")
+    summary = run_validation(spark, lake, DAY, "listing", data_docs=False)
     assert summary["passed"]
     outputs = {ds.partition_rel_path(DAY.isoformat()) for ds in (*STAGING, *MARTS)}
     assert outputs <= set(lake.listed)
@@ -299,7 +301,7 @@ def test_too_many_quarantined_lines_fail_and_the_threshold_is_a_setting(spark, c
     assert [s["entity"] for s in share["samples"]] == ["genres"]
     assert len(failed) == 1, "the lines are accounted for: only the share fails"
     passed = run_validation(spark, LocalLake(lake_dir), DAY, "lenient", max_quarantine_share=0.2,
-                            only=["staging/ref_genres"])
+                            only=["staging/ref_genres"], data_docs=False)
     assert passed["passed"] and not passed["complete"]
 
 
@@ -309,7 +311,7 @@ def test_warnings_are_reported_and_do_not_block(spark, clean, tmp_path: Path) ->
     _rewrite(spark, lake_dir, Layer.MARTS, "dim_games",
              lambda df: df.withColumn("name", F.when(F.col("game_id") == game, F.lit(None)).otherwise(F.col("name"))))
 
-    summary = run_validation(spark, LocalLake(lake_dir), DAY, "warned", only=["marts/dim_games"])
+    summary = run_validation(spark, LocalLake(lake_dir), DAY, "warned", only=["marts/dim_games"], data_docs=False)
 
     assert summary["passed"] and summary["critical_failures"] == 0
     assert [(w["description"], w["samples"]) for w in summary["warned"]] == [
@@ -326,7 +328,8 @@ def test_schema_drift_found_by_ingestion_is_a_warning_in_the_report(spark, clean
         "games": {"new": ["pulse_score"], "gone": ["storyline"], "compared_with": "2026-11-13", "sampled": 500},
         "genres": {"new": [], "gone": [], "compared_with": "2026-11-19", "sampled": 23}}}))
 
-    summary = run_validation(spark, LocalLake(lake_dir), DAY, "drift", only=["staging/ref_genres"])
+    summary = run_validation(spark, LocalLake(lake_dir), DAY, "drift", only=["staging/ref_genres"],
+                             data_docs=False)
 
     assert summary["passed"]
     assert [(w["suite"], w["description"]) for w in summary["warned"]] == [
@@ -353,7 +356,7 @@ def test_the_failure_message_names_expectations_samples_and_report(spark, clean,
     lake_dir = _copy(clean, tmp_path)
     _rate_140(spark, lake_dir)
     with pytest.raises(ValidationFailed) as failed:
-        run_validation(spark, LocalLake(lake_dir), DAY, "msg", only=["marts/dim_games"])
+        run_validation(spark, LocalLake(lake_dir), DAY, "msg", only=["marts/dim_games"], data_docs=False)
     message = str(failed.value)
     assert "1 critical expectation(s); nothing was loaded" in message
     assert "marts/dim_games: rating between 0 and 100 (1 unexpected" in message and "140.0" in message
@@ -390,7 +393,7 @@ class _Table(HTMLParser):
 def test_the_html_report_shows_the_failed_expectations_in_chromium(spark, clean, tmp_path: Path) -> None:
     lake_dir = _copy(clean, tmp_path)
     game = _rate_140(spark, lake_dir)
-    _fails(spark, lake_dir, ["marts/dim_games"])
+    _fails(spark, lake_dir, ["marts/dim_games"], data_docs=True)  # the report links to them
     page = lake_dir / "reports" / "validation" / f"dt={DAY}" / "index.html"
 
     dom = rendered_dom(page, tmp_path / "profile")

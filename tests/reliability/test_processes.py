@@ -90,7 +90,9 @@ def test_runs_of_one_date_exclude_each_other_runs_of_two_dates_do_not_and_a_kill
 def test_backfill_and_catchup_stop_at_a_failing_date_in_the_middle(pg_url: str, tmp_path: Path) -> None:
     ctx = Context(tmp_path, Postgres(tmp_path, url=pg_url), games=120)
     with ctx.sandbox() as sandbox:
-        world = World.create("middle", tmp_path, ctx.postgres, sandbox, PIPELINE_START_DATE=str(D1))
+        # Data Docs off: not this test's subject, and seconds of a cold process (tests/jobs/test_gx_artifacts.py)
+        world = World.create("middle", tmp_path, ctx.postgres, sandbox, PIPELINE_START_DATE=str(D1),
+                             VALIDATION_DATA_DOCS="false")
         damaged = world.lake / "raw" / "games" / f"dt={D2}" / "_manifest.json"
         damaged.parent.mkdir(parents=True)
         damaged.write_text("{ not json")  # D2's ingest cannot plan its window: D2 fails, D1 and D3 could not
