@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -418,29 +417,16 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
     from core.config import PIPELINE_VARIABLES
     from pipeline.cli import main
     from pipeline.ledger import read_ledger
-    from tests.conftest import CLI, cli_environ
 
     lake_dir = _copy(clean, tmp_path)
     _rate_140(spark, lake_dir)
     args = ["validate", "--date", DAY.isoformat(), "--lake", str(lake_dir), "--set", "spark.shuffle_partitions=2",
             "--only"]
 
-    # the failing gate in its own process: the exit code the operator's shell sees
-    failed = subprocess.run([*CLI, *args, "marts/dim_games,marts/mart_top_rated"],
-                            env=cli_environ(DATABASE_URL=pg_url, DATABASE_SCHEMA=pg_schema),
-                            capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 3, failed.stderr[-2000:]
-    assert "marts/dim_games: rating between 0 and 100 (1 unexpected" in failed.stderr
-    assert "nothing was loaded" in failed.stderr and "index.html" in failed.stderr
-    # the run ledger says which expectation failed, with its sample values
-    [entry] = read_ledger(pg_url, pg_schema, DAY)
-    assert (entry["step"], entry["status"]) == ("validate", "failed")
-    assert "rating between 0 and 100" in entry["error"]
-    [failure] = entry["details"]["failures"]
-    assert failure["description"] == "rating between 0 and 100" and failure["samples"][0]["rating"] == 140.0
-
-    # the passing gate through the same entry point in this process, on the session's Spark (a
-    # second JVM and GX import would double the test's time); main() sets up logging for a CLI
+    # both gates through the command's entry point in this process, on the session's Spark (a
+    # second JVM and GX import would triple the test's time): its return value is the process's
+    # exit code (real processes exiting 3 and 2: tests/integration/test_cli.py); main() sets up
+    # logging for a CLI, so the root logger is restored afterwards
     for name in PIPELINE_VARIABLES & set(os.environ):
         monkeypatch.delenv(name)
     monkeypatch.setenv("DATABASE_URL", pg_url)
@@ -449,6 +435,18 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
+        failed = main([*args, "marts/dim_games,marts/mart_top_rated"])
+        said = capsys.readouterr().err
+        assert failed == 3, said[-2000:]
+        assert "marts/dim_games: rating between 0 and 100 (1 unexpected" in said
+        assert "nothing was loaded" in said and "index.html" in said
+        # the run ledger says which expectation failed, with its sample values
+        [entry] = read_ledger(pg_url, pg_schema, DAY)
+        assert (entry["step"], entry["status"]) == ("validate", "failed")
+        assert "rating between 0 and 100" in entry["error"]
+        [failure] = entry["details"]["failures"]
+        assert failure["description"] == "rating between 0 and 100" and failure["samples"][0]["rating"] == 140.0
+
         code = main([*args, "marts/mart_top_rated"])
     finally:
         root.handlers[:], root.level = handlers, level
