@@ -112,7 +112,8 @@ def by_entity(declared: Iterable[EntityTransform]) -> dict[str, EntityTransform]
 
 
 TRANSFORMS = by_entity(DECLARED)
-# the two outputs the transform's graph names, as the declarations give them (one of each)
+# the two outputs the transform's graph wires by name, as the declarations give them (one of each):
+# each also reads what other tasks found (deletions, names)
 (CATALOGUE,) = [d.catalogue for d in TRANSFORMS.values() if d.catalogue is not None]
 (FACT,) = [d.fact for d in TRANSFORMS.values() if d.fact is not None]
 

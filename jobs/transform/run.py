@@ -59,7 +59,7 @@ TRANSFORM_THREADS = 3  # Spark jobs of one date at once: a few, so the cores sta
 # bridge table -> (the staged games' id array, the bridge's id column)
 BRIDGE_SOURCES = {table: (f"{id_column.removesuffix('_id')}_ids", id_column) for table, _, id_column, _ in BRIDGES}
 
-# the two marts the graph wires by name: each also reads what other tasks found (deletions, names)
+
 @dataclass(frozen=True)
 class EntityCounts:
     raw_lines: int  # lines in the raw partition (equal to the manifest's record count)
