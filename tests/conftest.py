@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.config import Settings, load_settings, without_pipeline_settings
+from core.config import PIPELINE_VARIABLES, Settings, load_settings, without_pipeline_settings
 from ingestion.sandbox.faults import Faults, Limits
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RunningSandbox, start_sandbox
 from ingestion.sandbox.store import Store
+from pipeline.cli import main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("IGDB_SAMPLES_DIR") or PROJECT_ROOT.parent / "shared" / "igdb-samples")
@@ -76,6 +79,26 @@ def cli_environ(**extra: str) -> dict[str, str]:
 
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
+
+
+@contextmanager
+def cli_in_process(monkeypatch: pytest.MonkeyPatch, cwd: Path,
+                   environ: Mapping[str, str]) -> Iterator[Callable[[list[str]], int]]:
+    """`igdb-pipeline`'s entry point (its return value is the exit code), to call in this process on
+    the worker's warm session: for a test whose subject is what a command does, not its process (a
+    cold JVM costs a warm date's time again). The pipeline settings are those of `environ` only,
+    the working folder is `cwd`, and the root logger main() sets up is put back afterwards."""
+    for name in PIPELINE_VARIABLES & set(os.environ):
+        monkeypatch.delenv(name)
+    for name in PIPELINE_VARIABLES & set(environ):
+        monkeypatch.setenv(name, environ[name])
+    monkeypatch.chdir(cwd)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield main
+    finally:
+        root.handlers[:], root.level = handlers, level
 
 
 def landed_records(lake: Path, entity: str, day: dt.date = DAY) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ data, and no secret may reach any output, log, file, ledger row or webhook messa
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import subprocess
@@ -22,16 +21,22 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from core.config import PIPELINE_VARIABLES
 from ingestion.sandbox.generator import GeneratorSpec
 from ingestion.sandbox.server import start_sandbox
 from ingestion.sandbox.store import Store
 from pipeline import local_cluster
-from pipeline.cli import main
 from reliability.checks import files_containing
 from reliability.scenarios import Webhook
 from reliability.world import Postgres
-from tests.conftest import DAY, FAST_LIMITS, PROJECT_ROOT, cli_environ, partition_bytes, sandbox_environ
+from tests.conftest import (
+    DAY,
+    FAST_LIMITS,
+    PROJECT_ROOT,
+    cli_environ,
+    cli_in_process,
+    partition_bytes,
+    sandbox_environ,
+)
 
 ENTITIES = ("games", "platforms", "genres", "themes", "game_modes", "player_perspectives", "popularity_types",
             "popularity_primitives")
@@ -111,26 +116,15 @@ def test_a_date_on_the_cluster_equals_local_mode_table_by_table(standalone_clust
         # the two sides side by side: local mode is `igdb-pipeline run` in this process, on the
         # session's warm JVM (a cold one of its own would cost more than the cluster's side; the
         # command's own process is tests/jobs/test_spark_submit.py), while the cluster's JVMs start
-        local_env = environ("local")
-        for name in PIPELINE_VARIABLES & set(os.environ):
-            monkeypatch.delenv(name)
-        for name in PIPELINE_VARIABLES & set(local_env):
-            monkeypatch.setenv(name, local_env[name])
-        monkeypatch.chdir(tmp_path / "local")
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        try:
-            with ThreadPoolExecutor(1) as pool:
-                local_code = pool.submit(main, ["run", "--date", str(DAY)])
-                standalone_cluster.wait_ready()
-                on_cluster = subprocess.run(
-                    [str(PROJECT_ROOT / "spark-submit.sh"), "run", "--date", str(DAY)], cwd=tmp_path / "cluster",
-                    env=environ("cluster", SPARK_SUBMIT_MASTER=standalone_cluster.master_url,
-                                SPARK_SUBMIT_BUNDLE=str(tmp_path / "bundle")),
-                    capture_output=True, text=True, timeout=900)
-                code = local_code.result(timeout=600)
-        finally:
-            root.handlers[:], root.level = handlers, level
+        with cli_in_process(monkeypatch, tmp_path / "local", environ("local")) as cli, ThreadPoolExecutor(1) as pool:
+            local_code = pool.submit(cli, ["run", "--date", str(DAY)])
+            standalone_cluster.wait_ready()
+            on_cluster = subprocess.run(
+                [str(PROJECT_ROOT / "spark-submit.sh"), "run", "--date", str(DAY)], cwd=tmp_path / "cluster",
+                env=environ("cluster", SPARK_SUBMIT_MASTER=standalone_cluster.master_url,
+                            SPARK_SUBMIT_BUNDLE=str(tmp_path / "bundle")),
+                capture_output=True, text=True, timeout=900)
+            code = local_code.result(timeout=600)
         said = capfd.readouterr()
         local = subprocess.CompletedProcess(["igdb-pipeline", "run"], code, said.out, said.err)
         assert local.returncode == 0, local.stderr[-3000:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import shutil
 from collections import Counter
@@ -412,11 +411,8 @@ def test_the_html_report_shows_the_failed_expectations_in_chromium(spark, clean,
 
 def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp_path: Path, pg_url, pg_schema,
                                                                  monkeypatch, capsys) -> None:
-    import logging
-
-    from core.config import PIPELINE_VARIABLES
-    from pipeline.cli import main
     from pipeline.ledger import read_ledger
+    from tests.conftest import cli_in_process
 
     lake_dir = _copy(clean, tmp_path)
     _rate_140(spark, lake_dir)
@@ -425,17 +421,9 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
 
     # both gates through the command's entry point in this process, on the session's Spark (a
     # second JVM and GX import would triple the test's time): its return value is the process's
-    # exit code (real processes exiting 3 and 2: tests/integration/test_cli.py); main() sets up
-    # logging for a CLI, so the root logger is restored afterwards
-    for name in PIPELINE_VARIABLES & set(os.environ):
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("DATABASE_SCHEMA", pg_schema)
-    monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        failed = main([*args, "marts/dim_games,marts/mart_top_rated"])
+    # exit code (real processes exiting 3 and 2: tests/integration/test_cli.py)
+    with cli_in_process(monkeypatch, tmp_path, {"DATABASE_URL": pg_url, "DATABASE_SCHEMA": pg_schema}) as cli:
+        failed = cli([*args, "marts/dim_games,marts/mart_top_rated"])
         said = capsys.readouterr().err
         assert failed == 3, said[-2000:]
         assert "marts/dim_games: rating between 0 and 100 (1 unexpected" in said
@@ -447,9 +435,7 @@ def test_the_cli_exits_3_on_a_failed_gate_and_0_on_a_clean_one(spark, clean, tmp
         [failure] = entry["details"]["failures"]
         assert failure["description"] == "rating between 0 and 100" and failure["samples"][0]["rating"] == 140.0
 
-        code = main([*args, "marts/mart_top_rated"])
-    finally:
-        root.handlers[:], root.level = handlers, level
+        code = cli([*args, "marts/mart_top_rated"])
     out = capsys.readouterr().out
     assert code == 0
     assert f"validated dt={DAY} (only marts/mart_top_rated): passed" in out
